@@ -1,0 +1,1 @@
+"""Datasets, generators and preprocessing for jets stored in the JetNet format."""

@@ -1,0 +1,1 @@
+"""gsgm.training."""
