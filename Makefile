@@ -1,0 +1,35 @@
+# The two set-up commands of the README are `make demo` (main job) and `make test` (test suite).
+# Both create .venv on first use; nothing but Python 3.11 (or 3.12) and pip is needed beforehand.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Prefer wheels everywhere: pythia8mc and friends otherwise compile for a long time.
+PIP_INSTALL := $(PIP) install --prefer-binary --constraint constraints.txt
+DEMO_RUN ?= runs/quick
+
+.PHONY: install demo test lint clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip setuptools wheel
+	# torch first, pinned by constraints.txt to the CPU build, so jetnet cannot pull a CUDA torch.
+	$(PIP_INSTALL) torch
+	$(PIP_INSTALL) -e '.[test]'
+	# The wasserstein wheel (jetnet -> energyflow -> wasserstein) is built against numpy 1 and fails to
+	# import under numpy 2, which TensorFlow 2.21 needs; rebuild it from source against numpy 2.
+	$(PIP) install --no-deps --no-binary wasserstein --no-build-isolation --force-reinstall wasserstein==1.1.0
+	$(PY) -c "import tensorflow, keras, jetnet, pythia8mc, fastjet; print('gsgm environment ready')"
+	touch $@
+
+demo: install
+	$(PY) scripts/inspect_data.py builtin --particles 30
+
+test: install
+	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
