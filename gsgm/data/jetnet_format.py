@@ -26,7 +26,13 @@ import numpy as np
 from gsgm.utils.atomic import atomic_path
 
 JET_CLASSES: tuple[str, ...] = ("g", "q", "t", "w", "z")
-CLASS_NAMES: dict[str, str] = {"g": "gluon", "q": "light quark", "t": "top quark", "w": "W boson", "z": "Z boson"}
+CLASS_NAMES: dict[str, str] = {
+    "g": "gluon",
+    "q": "light quark",
+    "t": "top quark",
+    "w": "W boson",
+    "z": "Z boson",
+}
 PARTICLE_COUNTS: tuple[int, ...] = (30, 150)
 PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "pt_rel", "mask")
 JET_FEATURES: tuple[str, ...] = ("pt", "eta", "mass", "num_particles")
@@ -66,7 +72,7 @@ class JetNetFormatError(ValueError):
 
 
 def class_file_name(jet_class: str, num_particles: int) -> str:
-    """File name JetNet uses for ``jet_class`` with ``num_particles`` (30 -> ``g.hdf5``, 150 -> ``g150.hdf5``)."""
+    """JetNet's file name for ``jet_class`` and ``num_particles`` (30 -> ``g.hdf5``, 150 -> ``g150.hdf5``)."""
     check_class(jet_class)
     if num_particles not in PARTICLE_COUNTS:
         raise ValueError(f"num_particles must be one of {PARTICLE_COUNTS}, got {num_particles}")
@@ -120,7 +126,8 @@ def validate_arrays(
         )
     if expected_particles is not None and pf.shape[1] != expected_particles:
         raise JetNetFormatError(
-            f"{source}: '{PARTICLE_KEY}' stores {pf.shape[1]} particles per jet, expected {expected_particles}"
+            f"{source}: '{PARTICLE_KEY}' stores {pf.shape[1]} particles per jet, "
+            f"expected {expected_particles}"
         )
     for key, arr in ((PARTICLE_KEY, pf), (JET_KEY, jf)):
         bad = ~np.isfinite(arr)
@@ -134,7 +141,8 @@ def validate_arrays(
     if not_binary.any():
         first = tuple(int(i) for i in np.argwhere(not_binary)[0])
         raise JetNetFormatError(
-            f"{source}: dataset '{PARTICLE_KEY}' mask (feature 3) must be 0 or 1, found {mask[first]} at {first}"
+            f"{source}: dataset '{PARTICLE_KEY}' mask (feature 3) must be 0 or 1, "
+            f"found {mask[first]} at {first}"
         )
     counts = mask.sum(axis=1)
     mismatch = np.nonzero(counts != jf[:, 3])[0]
@@ -170,8 +178,17 @@ def read_jetnet_file(
                 raise JetNetFormatError(
                     f"{path}: missing dataset '{key}' (found: {sorted(handle.keys()) or 'nothing'})"
                 )
-        particle_features = np.asarray(handle[PARTICLE_KEY][...], dtype=np.float32)
-        jet_features = np.asarray(handle[JET_KEY][...], dtype=np.float32)
+            # A group or a string dataset under the right name would otherwise fail below with a bare
+            # TypeError/ValueError that does not name the file.
+            node = handle[key]
+            if not isinstance(node, h5py.Dataset) or not np.issubdtype(node.dtype, np.number):
+                kind = f"dtype {node.dtype}" if isinstance(node, h5py.Dataset) else "a group"
+                raise JetNetFormatError(f"{path}: '{key}' must be a numeric dataset, found {kind}")
+        try:
+            particle_features = np.asarray(handle[PARTICLE_KEY][...], dtype=np.float32)
+            jet_features = np.asarray(handle[JET_KEY][...], dtype=np.float32)
+        except OSError as err:  # e.g. a truncated download: the header reads but the data does not
+            raise JetNetFormatError(f"{path}: cannot read the datasets ({err})") from err
     validate_arrays(particle_features, jet_features, str(path), expected_particles)
     return particle_features, jet_features
 
