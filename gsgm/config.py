@@ -17,6 +17,10 @@ A config file is a JSON object with exactly the keys of :class:`FPCDConfig`::
 
 Every key is required and no other key is allowed, so a typo can never silently fall back to a default.
 Errors are :class:`ConfigError` and name the file and the dotted key (``particle_net.num_heads``).
+
+The dataclasses are mutable so that scripts and tests can override single fields
+(``cfg.training.epochs = 3``); :func:`validate_config` re-checks such an edited config and
+:func:`save_config` always does, so an invalid config is never written.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "config_to_dict",
     "load_config",
     "save_config",
+    "validate_config",
 ]
 
 OPTIMIZERS = ("adam", "adamax", "adamw")
@@ -85,7 +90,7 @@ def _unit_interval(section: Any, name: str, *, closed_low: bool = True) -> None:
         raise _Invalid(name, f"must be in {interval}, got {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class DataConfig:
     """Which JetNet sample to train on.
 
@@ -112,7 +117,7 @@ class DataConfig:
             raise _Invalid("classes", f"duplicate classes in {self.classes}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class EmbeddingConfig:
     """Time/condition embedding shared by both networks.
 
@@ -136,7 +141,7 @@ class EmbeddingConfig:
             raise _Invalid("time_dims", f"widths must be > 0, got {self.time_dims}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class JetNetConfig:
     """Fully connected ResNet for the jet features (pT, eta, mass, multiplicity).
 
@@ -157,7 +162,7 @@ class JetNetConfig:
         _unit_interval(self, "dropout")
 
 
-@dataclass(frozen=True)
+@dataclass
 class ParticleNetConfig:
     """DeepSets + Transformer encoder for the particle features (eta_rel, phi_rel, log(1 - pT_rel)).
 
@@ -188,7 +193,7 @@ class ParticleNetConfig:
         _unit_interval(self, "dropout")
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainingConfig:
     """Optimisation of both networks (they are trained together, loss = L_jet + L_particle).
 
@@ -225,7 +230,7 @@ class TrainingConfig:
             raise _Invalid("seed", f"must be >= 0, got {self.seed}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class SamplingConfig:
     """num_steps: DDIM steps of the undistilled sampler (paper: 512)."""
 
@@ -235,7 +240,7 @@ class SamplingConfig:
         _positive(self, "num_steps")
 
 
-@dataclass(frozen=True)
+@dataclass
 class FPCDConfig:
     """A complete FPCD experiment. ``name`` labels runs; ``description`` documents the file."""
 
@@ -349,6 +354,15 @@ def config_to_dict(cfg: FPCDConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def validate_config(cfg: FPCDConfig, source: str = "<config>") -> FPCDConfig:
+    """Re-check a (possibly edited) config; returns a validated copy, raises :class:`ConfigError`."""
+    return config_from_dict(config_to_dict(cfg), source)
+
+
 def save_config(cfg: FPCDConfig, path: str | os.PathLike) -> None:
-    """Write ``cfg`` as JSON to ``path`` atomically (a crash never leaves a partial file)."""
-    write_json_atomic(path, config_to_dict(cfg))
+    """Validate ``cfg`` and write it as JSON to ``path`` atomically (a crash never leaves a partial file).
+
+    Raises:
+        ConfigError: ``cfg`` was edited into an invalid state; nothing is written.
+    """
+    write_json_atomic(path, config_to_dict(validate_config(cfg, str(path))))

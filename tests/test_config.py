@@ -15,6 +15,7 @@ from gsgm.config import (
     config_to_dict,
     load_config,
     save_config,
+    validate_config,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -146,3 +147,15 @@ def test_save_load_round_trip(tmp_path, path):
     assert load_config(out) == cfg
     assert config_from_dict(json.loads(json.dumps(config_to_dict(cfg)))) == cfg
     assert [p.name for p in out.parent.iterdir()] == ["saved.json"]  # no temporary file left behind
+
+
+def test_edited_config_is_revalidated_before_saving(tmp_path):
+    cfg = load_config(CONFIG_DIR / "quick.json")
+    cfg.training.epochs = 3  # a valid override is kept
+    assert validate_config(cfg).training.epochs == 3
+    cfg.particle_net.num_heads = 5
+    out = tmp_path / "edited.json"
+    with pytest.raises(ConfigError) as info:
+        save_config(cfg, out)
+    assert info.value.key == "particle_net.num_heads" and str(out) in str(info.value)
+    assert not out.exists()

@@ -277,3 +277,11 @@ def test_released_config_builds_released_sizes():
     assert len(blocks) == 6
     assert tuple(blocks[0].attention.query_dense.kernel.shape) == (128, 2, 64)
     assert _kernel_shape(part, "part_time_dense0") == (64, 128)
+
+
+def test_build_fpcd_networks_slot_override():
+    cfg = load_config(CONFIG_DIR / "quick.json")
+    _, part = build_fpcd_networks(cfg)
+    assert part.input["z"].shape == (None, cfg.data.num_particles, 3)
+    _, part = build_fpcd_networks(cfg, 150)
+    assert part.input["z"].shape == (None, 150, 3)

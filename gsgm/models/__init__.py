@@ -23,8 +23,10 @@ __all__ = [
 ]
 
 
-def build_fpcd_networks(cfg: FPCDConfig) -> tuple[keras.Model, keras.Model]:
+def build_fpcd_networks(cfg: FPCDConfig, num_particles: int | None = None) -> tuple[keras.Model, keras.Model]:
     """(jet_net, particle_net) for ``cfg``, with its embedding sizes and seeds.
+
+    ``num_particles`` overrides ``cfg.data.num_particles`` as the particle net's slot count.
 
     The class one-hot is always ``len(JET_CLASSES)`` wide (even when ``cfg.data.classes`` is a subset),
     so one trained model can be conditioned on any class index of the shared label convention.
@@ -34,7 +36,7 @@ def build_fpcd_networks(cfg: FPCDConfig) -> tuple[keras.Model, keras.Model]:
     jet_net = build_jet_net(cfg.jet_net, num_classes, embedding=cfg.embedding, seed=cfg.training.seed)
     particle_net = build_particle_net(
         cfg.particle_net,
-        cfg.data.num_particles,
+        cfg.data.num_particles if num_particles is None else num_particles,
         num_classes=num_classes,
         embedding=cfg.embedding,
         seed=cfg.training.seed + 1,
