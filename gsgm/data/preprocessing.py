@@ -1,0 +1,542 @@
+"""Reversible preprocessing of JetNet jets for the diffusion models, stored next to the model.
+
+The chain follows FPCD (Mikuni, Nachman, Pettee; ``scripts/utils.py`` of the original code):
+
+1. **Recentring** (optional, ``recenter=True`` by default), see :func:`recenter_particles`. A
+   canonicalisation of the particle coordinates, not an invertible transformation: the per-jet shift
+   is not stored. Training data are recentred, generated jets come out recentred (``inverse``
+   recentres them again, as FPCD does), so evaluation must compare against recentred truth, e.g.
+   ``JetSample(recenter_particles(truth.particles), truth.jets, truth.labels)``.
+2. ``pt_rel -> log(1 - pt_rel)``, which maps the steeply falling pt_rel in [0, 1) onto (-inf, 0]
+   and makes its distribution much closer to a Gaussian.
+3. Per-class standardisation (mean 0, standard deviation 1 on the fit data) of the jet features
+   (pt, eta, mass, num_particles) and of the real (mask = 1) particles' (eta_rel, phi_rel,
+   log(1 - pt_rel)); padded slots are set to exactly 0 and do not enter the statistics.
+
+Statistics are indexed by the position of the class in ``JET_CLASSES`` (arrays [5, 4] and [5, 3]).
+A class that was absent from the fit data has no statistics: transforming or inverting jets of that
+class raises :class:`UnfittedClassError` naming the class, rather than silently using another
+class's (or global) statistics, which would generate plausible-looking but wrong jets.
+
+Everything is computed in float64 internally and returned as float32, so that
+``inverse(transform(x))`` reproduces recentred JetNet float32 input to ~1e-7 (particles) and to a
+relative ~1e-7 (jet pt and mass, whose float32 resolution at 1 TeV is itself ~6e-5 GeV).
+
+The statistics are saved as JSON in the run directory (the caller passes e.g. ``RUN/preprocessing.json``);
+unlike FPCD, nothing is ever read from or written to the current directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsgm.data.jetnet_format import JET_CLASSES, JET_FEATURES, JetSample
+from gsgm.utils.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "gsgm.JetPreprocessor"
+FORMAT_VERSION = 1
+NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "log(1-pt_rel)")
+NUM_CLASSES = len(JET_CLASSES)
+NUM_JET_FEATURES = len(JET_FEATURES)
+NUM_PARTICLE_FEATURES = len(NORM_PARTICLE_FEATURES)
+# Largest float32 below 1: pt_rel is clipped to [0, PT_REL_MAX] so that log(1 - pt_rel) stays finite
+# and the float32 output is still strictly below 1.
+PT_REL_MAX = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
+# A feature whose spread in one class is below this (e.g. num_particles when every jet of the class
+# fills all slots) is only shifted, not scaled: dividing by ~0 would blow up float noise.
+STD_FLOOR = 1e-8
+
+
+class PreprocessingFileError(ValueError):
+    """A preprocessing JSON file (or dict) is unreadable or malformed; the message names file and key."""
+
+
+class UnfittedClassError(ValueError):
+    """Jets of a class the preprocessor has no statistics for were passed to transform/inverse."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Recentring
+# --------------------------------------------------------------------------------------------------
+
+
+def _recenter64(eta: np.ndarray, phi: np.ndarray, pt: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Float64 core of :func:`recenter_particles`; arrays [N, P], ``mask`` bool. Returns (eta, phi)."""
+    w = np.where(mask, pt, 0.0)
+    # Massless constituents: (E, px, py, pz) = pt * (cosh eta, cos phi, sin phi, sinh eta); pt_rel is a
+    # common scale per jet, so it can stand in for pt.
+    px = np.sum(w * np.cos(phi), axis=1)
+    py = np.sum(w * np.sin(phi), axis=1)
+    pz = np.sum(w * np.sinh(eta), axis=1)
+    energy = np.sum(w * np.cosh(eta), axis=1)
+    jet_phi = np.where((px != 0) | (py != 0), np.arctan2(py, px), 0.0)
+    # Rapidity of the summed four-momentum. A longitudinal boost by -y shifts every massless particle's
+    # eta by exactly -y and leaves pt unchanged, and afterwards the summed pz is exactly 0, so a
+    # second recentring is a no-op (FPCD uses the pseudorapidity asinh(pz/pt) here, which is not).
+    ratio = np.divide(pz, energy, out=np.zeros_like(pz), where=energy > 0)
+    jet_y = np.arctanh(np.clip(ratio, -1.0 + 1e-15, 1.0 - 1e-15))
+    new_eta = np.where(mask, eta - jet_y[:, None], 0.0)
+    new_phi = phi - jet_phi[:, None]
+    # Keep phi_rel in JetNet's [-pi, pi); only touch values outside so in-range values stay bit-exact.
+    wrapped = np.mod(new_phi + np.pi, 2.0 * np.pi) - np.pi
+    new_phi = np.where((new_phi < -np.pi) | (new_phi >= np.pi), wrapped, new_phi)
+    new_phi = np.where(mask, new_phi, 0.0)
+    return new_eta, new_phi
+
+
+def recenter_particles(particles: np.ndarray) -> np.ndarray:
+    """Recentre each jet's constituents on the axis of their summed four-momentum (idempotent).
+
+    FPCD's ``Recenter`` recomputes the jet axis from the stored constituents only (for JetNet30 the
+    leading 30, so it differs from the full jet's axis that eta_rel/phi_rel are relative to) treating
+    them as massless, (px, py, pz) = pt_rel * (cos phi, sin phi, sinh eta), and subtracts the axis'
+    phi = atan2(py, px) and pseudorapidity asinh(pz / pt) from every particle's phi_rel and eta_rel.
+
+    Here the same axis is used, except that eta is shifted by the *rapidity* y = atanh(pz / E) of the
+    summed four-momentum (E = sum pt_rel cosh eta) instead of its pseudorapidity. Shifting all eta
+    by -y is a longitudinal boost and shifting phi a rotation; afterwards the summed momentum has
+    py = pz = 0 exactly, so applying the function twice gives the same result (up to float32 rounding),
+    which FPCD's version does not guarantee (its residual shift is ~ eta_axis * m^2 / (2 pt^2)).
+    The difference to FPCD's shift is of that same, second order.
+
+    Args:
+        particles: [N, P, 4] (eta_rel, phi_rel, pt_rel, mask) in JetNet layout; pt_rel is dimensionless.
+
+    Returns:
+        A new [N, P, 4] array of the input's float dtype with eta_rel and phi_rel shifted per jet
+        (phi_rel wrapped into [-pi, pi)), pt_rel and mask unchanged, and padded (mask = 0) slots set
+        to exactly 0. Jets without particles are returned as zeros.
+    """
+    particles = np.asarray(particles)
+    if particles.ndim != 3 or particles.shape[-1] != 4:
+        raise ValueError(f"recenter_particles expects [N, P, 4] particles, got shape {list(particles.shape)}")
+    out_dtype = particles.dtype if np.issubdtype(particles.dtype, np.floating) else np.float32
+    p64 = particles.astype(np.float64)
+    mask = p64[..., 3] > 0
+    eta, phi = _recenter64(p64[..., 0], p64[..., 1], p64[..., 2], mask)
+    out = np.stack([eta, phi, np.where(mask, p64[..., 2], 0.0), mask.astype(np.float64)], axis=-1)
+    return out.astype(out_dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _order_real_by_pt(pt: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[N, P] permutation putting real particles first, by decreasing pt_rel (stable), padding last."""
+    # Real pt_rel is in [0, 1), padding gets key -1, so sorting -key ascending does both at once;
+    # the stable sort keeps the given order among ties, which makes it a no-op on JetNet-ordered jets.
+    key = np.where(mask, pt, -1.0)
+    return np.argsort(-key, axis=1, kind="stable")
+
+
+def _take(arr: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Reorder [N, P] (or [N, P, F]) ``arr`` along axis 1 with the [N, P] permutation ``order``."""
+    if arr.ndim == 3:
+        return np.take_along_axis(arr, order[..., None], axis=1)
+    return np.take_along_axis(arr, order, axis=1)
+
+
+def _as_labels(labels: Any, n: int) -> np.ndarray:
+    """Validate class indices: [N] integers in [0, len(JET_CLASSES))."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape [{n}], got {list(labels.shape)}")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError("labels must be integer class indices into JET_CLASSES")
+    labels = labels.astype(np.int64)
+    bad = (labels < 0) | (labels >= NUM_CLASSES)
+    if bad.any():
+        raise ValueError(
+            f"labels must be in [0, {NUM_CLASSES}) (indices into JET_CLASSES {JET_CLASSES}), "
+            f"found {int(labels[bad][0])}"
+        )
+    return labels
+
+
+# --------------------------------------------------------------------------------------------------
+# Preprocessor
+# --------------------------------------------------------------------------------------------------
+
+
+class JetPreprocessor:
+    """Per-class standardisation of jets and particles (plus recentring), reversible and serialisable.
+
+    Attributes:
+        num_particles: P, the particle slots per jet (30 or 150 for JetNet).
+        recenter: whether :func:`recenter_particles` is applied in ``transform`` and ``inverse``.
+        jet_mean, jet_std: [5, 4] float64 per JET_CLASSES index, for (pt [GeV], eta, mass [GeV],
+            num_particles); rows of classes absent from the fit data are NaN.
+        particle_mean, particle_std: [5, 3] float64 for (eta_rel, phi_rel, log(1 - pt_rel)) of real
+            particles; NaN rows for absent classes.
+    """
+
+    def __init__(self, num_particles: int, recenter: bool = True):
+        if int(num_particles) < 1:
+            raise ValueError(f"num_particles must be >= 1, got {num_particles}")
+        self.num_particles = int(num_particles)
+        self.recenter = bool(recenter)
+        self.jet_mean = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
+        self.jet_std = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
+        self.particle_mean = np.full((NUM_CLASSES, NUM_PARTICLE_FEATURES), np.nan)
+        self.particle_std = np.full((NUM_CLASSES, NUM_PARTICLE_FEATURES), np.nan)
+        self.fit_counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return (
+            f"JetPreprocessor(num_particles={self.num_particles}, recenter={self.recenter}, "
+            f"fitted_classes={self.fitted_classes})"
+        )
+
+    # ---------------------------------------------------------------------------------------- fitting
+
+    @property
+    def fitted_classes(self) -> tuple[str, ...]:
+        """Classes (JET_CLASSES names) that have statistics."""
+        return tuple(c for i, c in enumerate(JET_CLASSES) if self._is_fitted(i))
+
+    def _is_fitted(self, index: int) -> bool:
+        return bool(
+            np.all(np.isfinite(self.jet_mean[index]))
+            and np.all(np.isfinite(self.jet_std[index]))
+            and np.all(np.isfinite(self.particle_mean[index]))
+            and np.all(np.isfinite(self.particle_std[index]))
+        )
+
+    def _check_classes(self, labels: np.ndarray, what: str) -> None:
+        missing = [JET_CLASSES[i] for i in np.unique(labels) if not self._is_fitted(int(i))]
+        if missing:
+            fitted = ", ".join(self.fitted_classes) or "none"
+            raise UnfittedClassError(
+                f"{what}: no preprocessing statistics for jet class(es) {', '.join(missing)}; "
+                f"the preprocessor was fitted on: {fitted}. Refit (or retrain) including these classes."
+            )
+
+    @classmethod
+    def fit(cls, sample: JetSample, recenter: bool = True) -> JetPreprocessor:
+        """Compute per-class statistics on ``sample`` (normally the training split only).
+
+        Jet statistics are over the class's jets; particle statistics over its real (mask = 1)
+        particles after recentring (if ``recenter``) and the log(1 - pt_rel) transform. Population
+        standard deviations; a spread below STD_FLOOR is replaced by 1 (the feature is only shifted).
+        """
+        pre = cls(sample.num_particles, recenter=recenter)
+        feats, jets, mask, labels = pre._features64(sample)
+        for index in range(NUM_CLASSES):
+            in_class = labels == index
+            if not in_class.any():
+                continue
+            jet_c = jets[in_class]
+            real = feats[in_class][mask[in_class]]  # [M, 3], real particles of the class
+            if real.shape[0] == 0:
+                log.warning("class %s has no real particles in the fit data; skipped", JET_CLASSES[index])
+                continue
+            pre.jet_mean[index] = jet_c.mean(axis=0)
+            pre.jet_std[index] = _floor_std(jet_c.std(axis=0))
+            pre.particle_mean[index] = real.mean(axis=0)
+            pre.particle_std[index] = _floor_std(real.std(axis=0))
+            pre.fit_counts[index] = int(in_class.sum())
+        if not pre.fitted_classes:
+            raise ValueError("JetPreprocessor.fit: the sample contains no jets")
+        return pre
+
+    # -------------------------------------------------------------------------------------- transform
+
+    def _features64(self, sample: JetSample) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Float64 (features [N,P,3], jets [N,4], mask [N,P] bool, labels [N] int) before standardising.
+
+        Applies recentring (if enabled), JetNet ordering (real particles first by decreasing pt_rel; a
+        no-op on valid JetNet data) and pt_rel -> log(1 - pt_rel); padded slots are 0.
+        """
+        particles = np.asarray(sample.particles)
+        jets = np.asarray(sample.jets, dtype=np.float64)
+        if particles.ndim != 3 or particles.shape[-1] != 4:
+            raise ValueError(f"particles must have shape [N, P, 4], got {list(particles.shape)}")
+        if particles.shape[1] != self.num_particles:
+            raise ValueError(
+                f"this preprocessor is for {self.num_particles} particles per jet, "
+                f"got jets with {particles.shape[1]}"
+            )
+        if jets.shape != (particles.shape[0], NUM_JET_FEATURES):
+            raise ValueError(f"jets must have shape [{particles.shape[0]}, 4], got {list(jets.shape)}")
+        labels = _as_labels(sample.labels, particles.shape[0])
+        p64 = particles.astype(np.float64)
+        if not np.all(np.isfinite(p64)) or not np.all(np.isfinite(jets)):
+            raise ValueError("particles/jets contain NaN or inf")
+        mask = p64[..., 3] > 0
+        eta, phi, pt = p64[..., 0], p64[..., 1], p64[..., 2]
+        if self.recenter:
+            eta, phi = _recenter64(eta, phi, pt, mask)
+        order = _order_real_by_pt(pt, mask)
+        eta, phi, pt, mask = (_take(a, order) for a in (eta, phi, pt, mask))
+        out_of_range = mask & ((pt < 0) | (pt > PT_REL_MAX))
+        if out_of_range.any():
+            # pt_rel >= 1 (a constituent harder than the jet) has no finite log(1 - pt_rel); such
+            # particles are clipped, and the round trip is then exact only for the others.
+            log.warning("%d real particles have pt_rel outside [0, 1); clipped", int(out_of_range.sum()))
+        pt = np.clip(pt, 0.0, PT_REL_MAX)
+        # log1p keeps full precision for small pt_rel, where 1 - pt_rel would round.
+        feats = np.stack([eta, phi, np.log1p(-pt)], axis=-1)
+        feats = np.where(mask[..., None], feats, 0.0)
+        return feats, jets, mask, labels
+
+    def transform(self, sample: JetSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalise a sample for the diffusion models.
+
+        Args:
+            sample: JetNet-layout jets with P == num_particles; labels index JET_CLASSES.
+
+        Returns:
+            particles_norm: [N, P, 3] float32 standardised (eta_rel, phi_rel, log(1 - pt_rel)), padded
+                slots exactly 0; real particles first, by decreasing pt_rel.
+            jets_norm: [N, 4] float32 standardised (pt, eta, mass, num_particles).
+            mask: [N, P] float32, 1 for real particles (the first num_particles slots of each jet).
+
+        Raises:
+            UnfittedClassError if a label's class has no statistics; ValueError for bad shapes/values.
+        """
+        feats, jets, mask, labels = self._features64(sample)
+        self._check_classes(labels, "transform")
+        p_norm = (feats - self.particle_mean[labels][:, None, :]) / self.particle_std[labels][:, None, :]
+        p_norm = np.where(mask[..., None], p_norm, 0.0)
+        j_norm = (jets - self.jet_mean[labels]) / self.jet_std[labels]
+        return p_norm.astype(np.float32), j_norm.astype(np.float32), mask.astype(np.float32)
+
+    # ---------------------------------------------------------------------------------------- inverse
+
+    def _multiplicity(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """[N] int64 particle counts: de-standardised num_particles, rounded and clipped to [1, P]."""
+        raw = jets_norm[:, 3].astype(np.float64) * self.jet_std[labels, 3] + self.jet_mean[labels, 3]
+        return np.clip(np.rint(raw), 1, self.num_particles).astype(np.int64)
+
+    def _check_norm_inputs(self, jets_norm: Any, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+        jets_norm = np.asarray(jets_norm)
+        if jets_norm.ndim != 2 or jets_norm.shape[1] != NUM_JET_FEATURES:
+            raise ValueError(f"{what}: jets_norm must have shape [N, 4], got {list(jets_norm.shape)}")
+        labels = _as_labels(labels, jets_norm.shape[0])
+        bad = ~np.isfinite(jets_norm)
+        if bad.any():
+            raise ValueError(f"{what}: jets_norm contains {int(bad.sum())} NaN/inf values")
+        self._check_classes(labels, what)
+        return jets_norm, labels
+
+    def multiplicity_mask(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Particle mask from normalised jet features (the sampler masks the particle noise with it).
+
+        Args:
+            jets_norm: [N, 4] standardised jet features (as from ``transform`` or the jet model).
+            labels: [N] class indices into JET_CLASSES.
+
+        Returns:
+            [N, P] float32, 1 in the first n slots of each jet where n = round(de-standardised
+            num_particles) clipped to [1, P]; the same mask ``inverse`` uses.
+        """
+        jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "multiplicity_mask")
+        counts = self._multiplicity(jets_norm, labels)
+        return (np.arange(self.num_particles)[None, :] < counts[:, None]).astype(np.float32)
+
+    def inverse(
+        self, particles_norm: np.ndarray, jets_norm: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Undo ``transform``: normalised (generated) features back to JetNet layout.
+
+        The multiplicity n of each jet is the de-standardised num_particles rounded and clipped to
+        [1, P]; the first n slots are the real particles (as in ``multiplicity_mask``), the others are
+        set to exactly 0 whatever the model put there. pt_rel = 1 - exp(x) is clipped to [0, 1) (the
+        model can overshoot the physical range). The real particles are then sorted by decreasing
+        pt_rel, because the particle model is permutation-equivariant and its slot order means nothing
+        while the JetNet format and evaluation code (leading-particle observables) assume that order;
+        and, if ``recenter``, the jets are recentred as in FPCD, so generated jets are canonical too.
+
+        Args:
+            particles_norm: [N, P, 3] standardised (eta_rel, phi_rel, log(1 - pt_rel)).
+            jets_norm: [N, 4] standardised (pt, eta, mass, num_particles).
+            labels: [N] class indices into JET_CLASSES.
+
+        Returns:
+            particle_features: [N, P, 4] float32 (eta_rel, phi_rel, pt_rel, mask).
+            jet_features: [N, 4] float32 (pt [GeV], eta, mass [GeV], num_particles), with
+            num_particles equal to the mask sum, so ``validate_arrays`` accepts the pair.
+        """
+        jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "inverse")
+        particles_norm = np.asarray(particles_norm)
+        expected = (jets_norm.shape[0], self.num_particles, NUM_PARTICLE_FEATURES)
+        if particles_norm.shape != expected:
+            raise ValueError(
+                f"inverse: particles_norm must have shape {list(expected)}, got {list(particles_norm.shape)}"
+            )
+        counts = self._multiplicity(jets_norm, labels)
+        mask = np.arange(self.num_particles)[None, :] < counts[:, None]
+        # Only real slots must be finite: the model's output in padded slots is discarded anyway.
+        bad = mask[..., None] & ~np.isfinite(particles_norm)
+        if bad.any():
+            raise ValueError(
+                f"inverse: particles_norm contains {int(bad.sum())} NaN/inf values in real slots"
+            )
+        p64 = np.where(mask[..., None], particles_norm.astype(np.float64), 0.0)
+        feats = p64 * self.particle_std[labels][:, None, :] + self.particle_mean[labels][:, None, :]
+        eta, phi = feats[..., 0], feats[..., 1]
+        pt = np.clip(-np.expm1(feats[..., 2]), 0.0, PT_REL_MAX)
+        eta, phi, pt = (np.where(mask, a, 0.0) for a in (eta, phi, pt))
+        order = _order_real_by_pt(pt, mask)
+        eta, phi, pt = (_take(a, order) for a in (eta, phi, pt))  # mask is a prefix: unchanged
+        if self.recenter:
+            eta, phi = _recenter64(eta, phi, pt, mask)
+        particle_features = np.stack([eta, phi, pt, mask.astype(np.float64)], axis=-1).astype(np.float32)
+        jets = jets_norm.astype(np.float64) * self.jet_std[labels] + self.jet_mean[labels]
+        jets[:, 3] = counts
+        return particle_features, jets.astype(np.float32)
+
+    # ------------------------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; classes without statistics have ``null`` rows."""
+
+        def rows(arr: np.ndarray) -> list[list[float] | None]:
+            return [[float(v) for v in arr[i]] if self._is_fitted(i) else None for i in range(NUM_CLASSES)]
+
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "num_particles": self.num_particles,
+            "recenter": self.recenter,
+            "classes": list(JET_CLASSES),
+            "jet_features": list(JET_FEATURES),
+            "particle_features": list(NORM_PARTICLE_FEATURES),
+            "jet_mean": rows(self.jet_mean),
+            "jet_std": rows(self.jet_std),
+            "particle_mean": rows(self.particle_mean),
+            "particle_std": rows(self.particle_std),
+            "fit_counts": [int(c) for c in self.fit_counts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> JetPreprocessor:
+        """Rebuild from ``to_dict`` output, validating every key; errors name ``source`` and the key."""
+
+        def fail(key: str, problem: str) -> PreprocessingFileError:
+            return PreprocessingFileError(f"preprocessing file {source}: key '{key}' {problem}")
+
+        if not isinstance(data, dict):
+            raise PreprocessingFileError(
+                f"preprocessing file {source}: expected a JSON object, got {type(data).__name__}"
+            )
+        required = (
+            "format",
+            "version",
+            "num_particles",
+            "recenter",
+            "classes",
+            "jet_mean",
+            "jet_std",
+            "particle_mean",
+            "particle_std",
+        )
+        for key in required:
+            if key not in data:
+                raise fail(key, f"is missing (found keys: {', '.join(sorted(data)) or 'none'})")
+        if data["format"] != FORMAT_NAME:
+            raise fail("format", f"must be {FORMAT_NAME!r}, got {data['format']!r}")
+        if data["version"] != FORMAT_VERSION:
+            raise fail("version", f"must be {FORMAT_VERSION}, got {data['version']!r}")
+        num_particles = data["num_particles"]
+        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
+            raise fail("num_particles", f"must be a positive integer, got {num_particles!r}")
+        if not isinstance(data["recenter"], bool):
+            raise fail("recenter", f"must be true or false, got {data['recenter']!r}")
+        if list(data["classes"]) != list(JET_CLASSES):
+            raise fail(
+                "classes",
+                f"must be {list(JET_CLASSES)} (class order of the statistics), got {data['classes']!r}",
+            )
+        for key, names in (("jet_features", JET_FEATURES), ("particle_features", NORM_PARTICLE_FEATURES)):
+            if key in data and list(data[key]) != list(names):
+                raise fail(key, f"must be {list(names)}, got {data[key]!r}")
+
+        pre = cls(num_particles, recenter=data["recenter"])
+        width = {"jet": NUM_JET_FEATURES, "particle": NUM_PARTICLE_FEATURES}
+        arrays: dict[str, np.ndarray] = {}
+        for key in ("jet_mean", "jet_std", "particle_mean", "particle_std"):
+            value, n_feat = data[key], width[key.split("_")[0]]
+            if not isinstance(value, list) or len(value) != NUM_CLASSES:
+                raise fail(
+                    key,
+                    f"must be a list of {NUM_CLASSES} rows (one per class {JET_CLASSES}) "
+                    f"or null, got {value!r:.80}",
+                )
+            arr = np.full((NUM_CLASSES, n_feat), np.nan)
+            for i, row in enumerate(value):
+                if row is None:
+                    continue
+                try:
+                    row_arr = np.asarray(row, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise fail(key, f"row {i} ({JET_CLASSES[i]}) is not numeric: {row!r:.80}") from None
+                if row_arr.shape != (n_feat,) or not np.all(np.isfinite(row_arr)):
+                    raise fail(
+                        key,
+                        f"row {i} ({JET_CLASSES[i]}) must be {n_feat} finite numbers or null, "
+                        f"got {row!r:.80}",
+                    )
+                if key.endswith("_std") and np.any(row_arr <= 0):
+                    raise fail(key, f"row {i} ({JET_CLASSES[i]}) must be positive, got {row!r}")
+                arr[i] = row_arr
+            arrays[key] = arr
+        for i in range(NUM_CLASSES):
+            present = [k for k, a in arrays.items() if np.all(np.isfinite(a[i]))]
+            if present and len(present) != len(arrays):
+                absent = sorted(set(arrays) - set(present))
+                raise fail(
+                    absent[0],
+                    f"row {i} ({JET_CLASSES[i]}) is null while {', '.join(present)} "
+                    f"have statistics for that class",
+                )
+        if not any(np.all(np.isfinite(arrays["jet_mean"][i])) for i in range(NUM_CLASSES)):
+            raise fail("jet_mean", "has no statistics for any class")
+        pre.jet_mean, pre.jet_std = arrays["jet_mean"], arrays["jet_std"]
+        pre.particle_mean, pre.particle_std = arrays["particle_mean"], arrays["particle_std"]
+        counts = data.get("fit_counts")
+        if counts is not None:
+            if not isinstance(counts, list) or len(counts) != NUM_CLASSES:
+                raise fail("fit_counts", f"must be a list of {NUM_CLASSES} integers, got {counts!r:.80}")
+            pre.fit_counts = np.asarray(counts, dtype=np.int64)
+        return pre
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the statistics as JSON to ``path`` (e.g. ``RUN/preprocessing.json``) atomically."""
+        if not self.fitted_classes:
+            raise ValueError("refusing to save a JetPreprocessor without statistics (call fit first)")
+        path = Path(path)
+        write_json_atomic(path, self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> JetPreprocessor:
+        """Read a file written by ``save``.
+
+        Raises:
+            FileNotFoundError naming the file if it does not exist; PreprocessingFileError naming the
+            file (and key) if it is not valid JSON or a key is missing or malformed.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"preprocessing file not found: {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise PreprocessingFileError(f"preprocessing file {path}: not valid JSON ({err})") from err
+        return cls.from_dict(data, source=str(path))
+
+
+def _floor_std(std: np.ndarray) -> np.ndarray:
+    return np.where(std < STD_FLOOR, 1.0, std)

@@ -1,0 +1,286 @@
+"""Tests of gsgm.data.preprocessing: recentring, standardisation, round trip and persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_synthetic_jets
+
+from gsgm.data.jetnet_format import JET_CLASSES, JetSample, validate_arrays
+from gsgm.data.preprocessing import (
+    PT_REL_MAX,
+    JetPreprocessor,
+    PreprocessingFileError,
+    UnfittedClassError,
+    recenter_particles,
+)
+
+REAL = ["real_jets30", "real_jets150"]
+
+
+@pytest.fixture(params=REAL)
+def real_jets(request) -> JetSample:
+    return request.getfixturevalue(request.param)
+
+
+def _recentred(sample: JetSample) -> JetSample:
+    return JetSample(recenter_particles(sample.particles), sample.jets, sample.labels)
+
+
+def _jet_momentum(particles: np.ndarray) -> np.ndarray:
+    """[N, 4] summed massless (E, px, py, pz) of the real particles, in units of pt_jet."""
+    p = particles.astype(np.float64)
+    pt = p[..., 2] * p[..., 3]
+    return np.stack(
+        [
+            (pt * np.cosh(p[..., 0])).sum(1),
+            (pt * np.cos(p[..., 1])).sum(1),
+            (pt * np.sin(p[..., 1])).sum(1),
+            (pt * np.sinh(p[..., 0])).sum(1),
+        ],
+        axis=1,
+    )
+
+
+# ------------------------------------------------------------------------------------------ recentring
+
+
+def test_recentring_puts_the_jet_axis_at_zero(real_jets):
+    rec = recenter_particles(real_jets.particles)
+    momentum = _jet_momentum(rec)
+    # py = pz = 0 and px > 0: the summed constituent momentum points along eta = phi = 0.
+    assert np.abs(momentum[:, 2]).max() < 1e-5
+    assert np.abs(momentum[:, 3]).max() < 1e-5
+    assert (momentum[:, 1] > 0).all()
+    # It is not a no-op on real data (JetNet's axis uses all constituents, not only the stored ones).
+    assert np.abs(rec[..., :2] - real_jets.particles[..., :2]).max() > 1e-4
+    np.testing.assert_array_equal(rec[..., 2:], real_jets.particles[..., 2:])
+
+
+def test_recentring_is_idempotent(real_jets):
+    once = recenter_particles(real_jets.particles)
+    twice = recenter_particles(once)
+    assert once.dtype == np.float32
+    np.testing.assert_allclose(twice, once, rtol=0, atol=1e-6)
+
+
+def test_recentring_is_invariant_to_a_boost_and_rotation():
+    sample = make_synthetic_jets(200, 30, seed=3)
+    shifted = sample.particles.copy()
+    real = shifted[..., 3] > 0
+    shifted[..., 0] += np.where(real, 0.4, 0.0)
+    shifted[..., 1] += np.where(real, -0.3, 0.0)
+    np.testing.assert_allclose(
+        recenter_particles(shifted), recenter_particles(sample.particles), rtol=0, atol=2e-6
+    )
+
+
+def test_recentring_zeroes_padding_and_keeps_phi_in_range():
+    sample = make_synthetic_jets(50, 30, seed=4)
+    particles = sample.particles.copy()
+    particles[..., 1] += np.where(particles[..., 3] > 0, 3.1, 0.0).astype(np.float32)  # near +pi
+    particles[particles[..., 3] == 0] = 7.0  # garbage in padded slots, mask stays 0 below
+    particles[..., 3] = sample.particles[..., 3]
+    rec = recenter_particles(particles)
+    pad = rec[..., 3] == 0
+    assert (rec[pad] == 0).all()
+    assert (rec[..., 1] >= -np.pi).all() and (rec[..., 1] < np.pi).all()
+
+
+# ----------------------------------------------------------------------------------------- round trip
+
+
+@pytest.mark.parametrize("recenter", [True, False])
+def test_round_trip_on_real_jets(real_jets, recenter):
+    pre = JetPreprocessor.fit(real_jets, recenter=recenter)
+    truth = _recentred(real_jets) if recenter else real_jets
+    particles_norm, jets_norm, mask = pre.transform(real_jets)
+    pf, jf = pre.inverse(particles_norm, jets_norm, real_jets.labels)
+    assert pf.dtype == np.float32 and jf.dtype == np.float32
+    np.testing.assert_allclose(pf, truth.particles, rtol=0, atol=1e-5)
+    # Jet pt and mass are ~1e3 GeV where float32 itself only resolves ~6e-5 GeV: relative tolerance.
+    np.testing.assert_allclose(jf[:, :3], truth.jets[:, :3], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(jf[:, 3], truth.jets[:, 3])
+    np.testing.assert_array_equal(mask, real_jets.particles[..., 3])
+    validate_arrays(pf, jf, "inverse output", expected_particles=real_jets.num_particles)
+
+
+def test_round_trip_is_exact_at_the_ends_of_the_pt_range():
+    sample = make_synthetic_jets(4, 30, seed=5)
+    particles = sample.particles.copy()
+    particles[0, 0, 2] = PT_REL_MAX  # log(1 - pt_rel) = -16.6: needs float64 inside
+    particles[1, 0, 2] = 0.99999
+    count = int(sample.jets[2, 3])
+    particles[2, count - 1, 2] = 1e-7  # tiny pt_rel: log1p keeps it
+    sample = JetSample(particles, sample.jets, sample.labels)
+    pre = JetPreprocessor.fit(sample, recenter=False)
+    pf, _ = pre.inverse(*pre.transform(sample)[:2], sample.labels)
+    np.testing.assert_allclose(pf, particles, rtol=0, atol=1e-5)
+    assert pf[0, 0, 2] < 1.0 and pf[2, count - 1, 2] > 0
+
+
+def test_masked_particles_exactly_zero(real_jets):
+    pre = JetPreprocessor.fit(real_jets)
+    particles_norm, jets_norm, mask = pre.transform(real_jets)
+    assert particles_norm.dtype == np.float32 and jets_norm.dtype == np.float32 and mask.dtype == np.float32
+    assert (particles_norm[mask == 0] == 0).all()
+    # The model writes whatever it likes into padded slots; inverse must discard it.
+    noisy = particles_norm + np.random.default_rng(0).normal(size=particles_norm.shape).astype(np.float32)
+    pf, jf = pre.inverse(noisy, jets_norm, real_jets.labels)
+    assert (pf[pf[..., 3] == 0] == 0).all()
+    validate_arrays(pf, jf)
+
+
+def test_standardised_features_have_mean_0_std_1_per_class(real_jets):
+    pre = JetPreprocessor.fit(real_jets)
+    particles_norm, jets_norm, mask = pre.transform(real_jets)
+    checked = 0
+    for index in np.unique(real_jets.labels):
+        in_class = real_jets.labels == index
+        jets_c = jets_norm[in_class].astype(np.float64)
+        real = particles_norm[in_class][mask[in_class] > 0].astype(np.float64)
+        for values, std_used in ((jets_c, pre.jet_std[index]), (real, pre.particle_std[index])):
+            np.testing.assert_allclose(values.mean(0), 0.0, atol=1e-5)
+            # A feature with no spread in a class (std floored to 1) is only shifted: all zeros.
+            expected = np.where(std_used == 1.0, values.std(0), 1.0)
+            np.testing.assert_allclose(values.std(0), expected, rtol=1e-4)
+            checked += 1
+    assert checked == 2 * len(JET_CLASSES)
+
+
+def test_inverse_of_model_like_output_is_valid_jetnet():
+    sample = make_synthetic_jets(300, 30, seed=6)
+    pre = JetPreprocessor.fit(sample)
+    rng = np.random.default_rng(1)
+    particles_norm = rng.normal(0, 2, size=(300, 30, 3)).astype(np.float32)
+    jets_norm = rng.normal(0, 3, size=(300, 4)).astype(np.float32)  # multiplicities beyond [1, P] too
+    pf, jf = pre.inverse(particles_norm, jets_norm, sample.labels)
+    validate_arrays(pf, jf, "generated", expected_particles=30)
+    counts = jf[:, 3].astype(int)
+    assert counts.min() == 1 and counts.max() == 30
+    np.testing.assert_array_equal(pf[..., 3], pre.multiplicity_mask(jets_norm, sample.labels))
+    pt = pf[..., 2]
+    assert (pt >= 0).all() and (pt < 1).all()
+    assert (np.diff(pt, axis=1) <= 0).all()  # real first, decreasing pt_rel; padding 0 at the end
+    np.testing.assert_allclose(recenter_particles(pf), pf, rtol=0, atol=1e-6)  # generated jets recentred
+
+
+def test_multiplicity_mask_matches_transform(real_jets):
+    pre = JetPreprocessor.fit(real_jets)
+    _, jets_norm, mask = pre.transform(real_jets)
+    got = pre.multiplicity_mask(jets_norm, real_jets.labels)
+    assert got.dtype == np.float32 and got.shape == mask.shape
+    np.testing.assert_array_equal(got, mask)
+
+
+def test_inverse_rejects_nan_in_real_slots():
+    sample = make_synthetic_jets(10, 30, seed=7)
+    pre = JetPreprocessor.fit(sample)
+    particles_norm, jets_norm, _ = pre.transform(sample)
+    particles_norm[0, 0, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        pre.inverse(particles_norm, jets_norm, sample.labels)
+
+
+# ------------------------------------------------------------------------------------ absent classes
+
+
+def test_absent_class_is_a_clear_error(tmp_path):
+    sample = make_synthetic_jets(200, 30, seed=8)
+    without_top = sample.select(sample.labels != JET_CLASSES.index("t"))
+    pre = JetPreprocessor.fit(without_top)
+    assert "t" not in pre.fitted_classes and len(pre.fitted_classes) == 4
+    with pytest.raises(UnfittedClassError, match=r"class\(es\) t;.*fitted on: g, q, w, z"):
+        pre.transform(sample)
+    with pytest.raises(UnfittedClassError, match="t"):
+        pre.multiplicity_mask(np.zeros((1, 4), np.float32), np.array([JET_CLASSES.index("t")]))
+    loaded = JetPreprocessor.load(pre.save(tmp_path / "run" / "preprocessing.json"))
+    assert loaded.fitted_classes == pre.fitted_classes
+    with pytest.raises(UnfittedClassError):
+        loaded.inverse(np.zeros((1, 30, 3)), np.zeros((1, 4)), np.array([JET_CLASSES.index("t")]))
+
+
+def test_wrong_particle_count_is_rejected():
+    pre = JetPreprocessor.fit(make_synthetic_jets(20, 30))
+    with pytest.raises(ValueError, match="30 particles"):
+        pre.transform(make_synthetic_jets(20, 150))
+
+
+# ---------------------------------------------------------------------------------------- persistence
+
+
+def test_save_load_gives_identical_outputs(real_jets30, tmp_path):
+    pre = JetPreprocessor.fit(real_jets30)
+    path = pre.save(tmp_path / "run" / "preprocessing.json")
+    assert path.is_file() and not list(path.parent.glob(".*.tmp"))
+    loaded = JetPreprocessor.load(path)
+    assert loaded.num_particles == pre.num_particles and loaded.recenter == pre.recenter
+    for a, b in zip(pre.transform(real_jets30), loaded.transform(real_jets30), strict=True):
+        np.testing.assert_array_equal(a, b)
+    particles_norm, jets_norm, _ = pre.transform(real_jets30)
+    for a, b in zip(
+        pre.inverse(particles_norm, jets_norm, real_jets30.labels),
+        loaded.inverse(particles_norm, jets_norm, real_jets30.labels),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.to_dict() == pre.to_dict()
+
+
+def _saved(tmp_path) -> tuple[dict, object]:
+    pre = JetPreprocessor.fit(make_synthetic_jets(100, 30, seed=9))
+    path = pre.save(tmp_path / "preprocessing.json")
+    return json.loads(path.read_text()), path
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "jet_mean",
+        "jet_std",
+        "particle_mean",
+        "particle_std",
+        "num_particles",
+        "recenter",
+        "classes",
+        "format",
+        "version",
+    ],
+)
+def test_load_missing_key_names_file_and_key(tmp_path, key):
+    data, path = _saved(tmp_path)
+    del data[key]
+    path.write_text(json.dumps(data))
+    with pytest.raises(PreprocessingFileError, match=rf"{path}.*'{key}' is missing"):
+        JetPreprocessor.load(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "corrupt"),
+    [
+        ("jet_std", lambda v: v[:3]),  # wrong number of classes
+        ("particle_mean", lambda v: [row[:2] if row else row for row in v]),  # wrong width
+        ("particle_std", lambda v: [[-1.0, 1.0, 1.0]] + v[1:]),  # non-positive std
+        ("jet_mean", lambda v: [["a", "b", "c", "d"]] + v[1:]),  # not numeric
+        ("jet_mean", lambda v: [None] + v[1:]),  # null only in one of the four arrays
+        ("num_particles", lambda v: "30"),
+        ("classes", lambda v: v[::-1]),
+    ],
+)
+def test_load_corrupted_value_names_the_key(tmp_path, key, corrupt):
+    data, path = _saved(tmp_path)
+    data[key] = corrupt(data[key])
+    path.write_text(json.dumps(data))
+    with pytest.raises(PreprocessingFileError, match=rf"{path}.*'{key}'"):
+        JetPreprocessor.load(path)
+
+
+def test_load_unreadable_or_missing_file(tmp_path):
+    path = tmp_path / "preprocessing.json"
+    with pytest.raises(FileNotFoundError, match="preprocessing.json"):
+        JetPreprocessor.load(path)
+    path.write_text('{"format": "gsgm.JetPreprocessor", "jet_')  # truncated write
+    with pytest.raises(PreprocessingFileError, match="not valid JSON"):
+        JetPreprocessor.load(path)
