@@ -1,0 +1,180 @@
+"""The run-directory convention shared by every gsgm training job.
+
+A run directory holds everything needed to resume training or to sample from a model::
+
+    RUN/config.json            the validated config the run was started with
+    RUN/preprocessing.json     statistics of the reversible preprocessing (gsgm.data.preprocessing)
+    RUN/metadata.json          seed, package versions, data source and SHA-256 of the training arrays
+    RUN/history.csv            one row per finished epoch (losses, learning rate, wall time)
+    RUN/best.weights.h5        weights of the epoch with the lowest validation loss
+    RUN/checkpoints/latest.json   which epoch directory is the newest complete checkpoint
+    RUN/checkpoints/epoch-NNNN/   model weights, optimizer state and loop state after epoch NNNN
+
+Every file is written under a temporary name and renamed, so a run killed at any moment (kill -9)
+leaves the previous complete checkpoint usable.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsgm.utils.atomic import write_json_atomic, write_text_atomic
+
+
+class RunDirectoryError(FileNotFoundError):
+    """A run directory is missing, incomplete or inconsistent; the message says what and where."""
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages that decide a run's numbers."""
+    import h5py
+    import keras
+    import tensorflow as tf
+
+    import gsgm
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "gsgm": gsgm.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+    }
+
+
+def hash_arrays(arrays: Sequence[np.ndarray]) -> str:
+    """SHA-256 over the dtype, shape and bytes of each array, in order (identifies training data)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(str(array.dtype).encode())
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class RunDirectory:
+    """Paths and small helpers for one run directory (see the module docstring for the layout)."""
+
+    KEEP_CHECKPOINTS = 2
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    preprocessing_path = property(lambda self: self.path / "preprocessing.json")
+    metadata_path = property(lambda self: self.path / "metadata.json")
+    history_path = property(lambda self: self.path / "history.csv")
+    best_weights_path = property(lambda self: self.path / "best.weights.h5")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def require(self) -> RunDirectory:
+        """Raise RunDirectoryError unless this looks like a run directory."""
+        if not self.path.is_dir():
+            raise RunDirectoryError(f"run directory not found: {self.path}")
+        for needed in (self.config_path, self.preprocessing_path):
+            if not needed.is_file():
+                raise RunDirectoryError(f"{self.path} is not a complete gsgm run: missing {needed.name}")
+        return self
+
+    # metadata ---------------------------------------------------------------------------------
+    def write_metadata(self, payload: dict[str, Any]) -> None:
+        write_json_atomic(self.metadata_path, payload)
+
+    def read_metadata(self) -> dict[str, Any]:
+        if not self.metadata_path.is_file():
+            return {}
+        return json.loads(self.metadata_path.read_text())
+
+    # history ----------------------------------------------------------------------------------
+    def read_history(self) -> list[dict[str, float]]:
+        """Rows of history.csv as dicts of floats (empty list when no epoch has finished)."""
+        if not self.history_path.is_file():
+            return []
+        with self.history_path.open(newline="") as handle:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+    def write_history(self, rows: list[dict[str, float]]) -> None:
+        """Rewrite history.csv atomically with ``rows`` (keys of the first row define the columns)."""
+        if not rows:
+            return
+        columns = list(rows[0].keys())
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, float("nan")) for k in columns})
+        write_text_atomic(self.history_path, buffer.getvalue())
+
+    # checkpoints ------------------------------------------------------------------------------
+    def epoch_dir(self, epoch: int) -> Path:
+        return self.checkpoints_dir / f"epoch-{epoch:04d}"
+
+    def latest_checkpoint(self) -> Path | None:
+        """Directory of the newest complete checkpoint, or None if training never finished an epoch."""
+        pointer = self.checkpoints_dir / "latest.json"
+        if not pointer.is_file():
+            return None
+        target = self.checkpoints_dir / json.loads(pointer.read_text())["dir"]
+        if not target.is_dir():
+            raise RunDirectoryError(f"{pointer} points to {target.name}, which does not exist")
+        return target
+
+    def commit_checkpoint(self, staging: Path, epoch: int) -> Path:
+        """Move a fully written ``staging`` directory into place as epoch ``epoch`` and point latest at it.
+
+        The pointer file is replaced only after the directory rename, so a crash in between leaves the
+        previous checkpoint as ``latest``; older checkpoints beyond KEEP_CHECKPOINTS are then removed.
+        """
+        final = self.epoch_dir(epoch)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        write_json_atomic(self.checkpoints_dir / "latest.json", {"dir": final.name, "epoch": epoch})
+        epochs = sorted(p for p in self.checkpoints_dir.glob("epoch-*") if p.is_dir())
+        for old in epochs[: -self.KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in self.checkpoints_dir.glob(".staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return final
+
+    def new_staging_dir(self, epoch: int) -> Path:
+        staging = self.checkpoints_dir / f".staging-{epoch:04d}-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        return staging
+
+    def inference_weights(self) -> Path:
+        """Weights to sample from: the best epoch if recorded, else the latest checkpoint."""
+        if self.best_weights_path.is_file():
+            return self.best_weights_path
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            return latest / "model.weights.h5"
+        raise RunDirectoryError(
+            f"{self.path} has no trained weights (no best.weights.h5 and no checkpoint): "
+            "train it first with scripts/train.py or pass another --run"
+        )
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

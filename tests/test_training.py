@@ -1,0 +1,154 @@
+"""FPCD training loop: run directory contents, resume, overfitting, sampling, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gsgm.config import ConfigError, load_config
+from gsgm.data.jetnet_format import read_jetnet_file, write_jetnet_file
+from gsgm.training import trainer as trainer_module
+from gsgm.training.run_dir import RunDirectory, RunDirectoryError
+from gsgm.training.sampling import generate_jets
+from gsgm.training.trainer import TrainingSetupError, build_model, load_trained_model, train
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = REPO / "configs" / "quick.json"
+
+
+def tiny_config(epochs: int = 2, classes: tuple[str, ...] = ("t", "w")):
+    cfg = load_config(QUICK)
+    cfg.data.classes = list(classes)
+    cfg.jet_net.num_blocks, cfg.jet_net.width = 1, 16
+    cfg.particle_net.embed_dim, cfg.particle_net.num_transformer_blocks = 8, 1
+    cfg.particle_net.num_heads, cfg.particle_net.ffn_dim, cfg.particle_net.output_hidden_dim = 2, 16, 8
+    cfg.embedding.fourier_features, cfg.embedding.time_dims, cfg.embedding.cond_dim = 4, [8, 8], 8
+    cfg.training.batch_size, cfg.training.epochs, cfg.training.ema_decay = 16, epochs, 0.9
+    cfg.training.seed = 7
+    return cfg
+
+
+def weights_of(run: Path) -> list[np.ndarray]:
+    model, _, _ = load_trained_model(run)
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def checkpoint_weights(run: Path) -> list[np.ndarray]:
+    cfg = load_config(run / "config.json")
+    model = build_model(cfg, cfg.data.num_particles, cfg.training.seed)
+    model.load_weights(RunDirectory(run).latest_checkpoint() / "model.weights.h5")
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_config(), data="builtin", out=out, max_jets_per_class=48, verbose=0)
+    return out
+
+
+def test_run_directory_holds_everything_needed(trained_run):
+    run = RunDirectory(trained_run)
+    for path in (
+        run.config_path,
+        run.preprocessing_path,
+        run.metadata_path,
+        run.history_path,
+        run.best_weights_path,
+    ):
+        assert path.is_file(), path
+    metadata = run.read_metadata()
+    assert metadata["seed"] == 7
+    assert len(metadata["data_sha256"]) == 64
+    assert {"tensorflow", "keras", "numpy", "gsgm"} <= set(metadata["versions"])
+    history = run.read_history()
+    assert [int(r["epoch"]) for r in history] == [0, 1]
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["val_loss"]) for r in history)
+    assert history[1]["learning_rate"] < history[0]["learning_rate"]  # cosine decay moves
+    assert run.latest_checkpoint().name == "epoch-0001"
+    state = json.loads((run.latest_checkpoint() / "state.json").read_text())
+    assert state["next_epoch"] == 2
+
+
+def test_samples_from_trained_run_are_valid_jetnet_files(trained_run, tmp_path):
+    model, preprocessor, cfg = load_trained_model(trained_run)
+    generated = generate_jets(
+        model, preprocessor, cfg, jets_per_class=12, classes=["t", "w"], num_steps=3, seed=1
+    )
+    assert set(generated) == {"t", "w"}
+    for jet_class, (particles, jets) in generated.items():
+        assert particles.shape == (12, 30, 4) and jets.shape == (12, 4)
+        path = write_jetnet_file(tmp_path / f"{jet_class}.hdf5", particles, jets)
+        read_jetnet_file(path, expected_particles=30)  # validates mask, multiplicity, finiteness
+    again = generate_jets(model, preprocessor, cfg, jets_per_class=12, classes=["t"], num_steps=3, seed=1)
+    np.testing.assert_array_equal(again["t"][0], generated["t"][0])
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    train(tiny_config(epochs=3), data="builtin", out=straight, max_jets_per_class=32, verbose=0)
+
+    interrupted = tmp_path / "interrupted"
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_die(run, model, state, epoch):
+        path = real_save(run, model, state, epoch)
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill after epoch 1")
+        return path
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(epochs=3), data="builtin", out=interrupted, max_jets_per_class=32, verbose=0)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    assert RunDirectory(interrupted).latest_checkpoint().name == "epoch-0001"
+
+    train(None, data="builtin", out=interrupted, resume=True, verbose=0)
+    assert len(RunDirectory(interrupted).read_history()) == 3
+    for a, b in zip(checkpoint_weights(straight), checkpoint_weights(interrupted), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # A different seed must give different weights, or the comparison above proves nothing.
+    other = tmp_path / "other"
+    train(tiny_config(epochs=1), data="builtin", out=other, max_jets_per_class=32, verbose=0, seed=8)
+    first_straight = checkpoint_weights(straight)[0]
+    assert not np.allclose(first_straight, checkpoint_weights(other)[0])
+
+
+def test_loss_decreases_when_overfitting_one_batch(real_jets30):
+    from gsgm.data.pipeline import make_dataset
+    from gsgm.data.preprocessing import JetPreprocessor
+
+    cfg = tiny_config()
+    sample = real_jets30.select(np.arange(0, len(real_jets30), 97)[:32])
+    preprocessor = JetPreprocessor.fit(sample)
+    arrays = preprocessor.transform(sample)
+    batch = next(iter(make_dataset(*arrays, sample.labels, batch_size=32, shuffle=False)))
+    model = build_model(cfg, 30, seed=3)
+    model.compile(optimizer=trainer_module.make_optimizer(cfg, steps_per_epoch=10_000))
+    losses = [float(model.train_step(batch)["loss"]) for _ in range(150)]
+    assert np.mean(losses[-20:]) < 0.6 * np.mean(losses[:20])
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, trained_run):
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        train(tiny_config(), data=str(tmp_path / "does-not-exist"), out=tmp_path / "r1", verbose=0)
+    with pytest.raises(TrainingSetupError, match="num_particles=30"):
+        train(tiny_config(), data="builtin", out=tmp_path / "r2", num_particles=150, verbose=0)
+    with pytest.raises(TrainingSetupError, match="already holds a run"):
+        train(tiny_config(), data="builtin", out=trained_run, verbose=0)
+    bad = json.loads(QUICK.read_text())
+    bad["training"]["learning_rat"] = 1e-3
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ConfigError, match="learning_rat"):
+        train(tmp_path / "bad.json", data="builtin", out=tmp_path / "r3", verbose=0)
+    empty_run = tmp_path / "no-weights"
+    empty_run.mkdir()
+    for name in ("config.json", "preprocessing.json"):
+        (empty_run / name).write_text((trained_run / name).read_text())
+    with pytest.raises(RunDirectoryError, match="no trained weights"):
+        load_trained_model(empty_run)
+    with pytest.raises(RunDirectoryError, match="run directory not found"):
+        load_trained_model(tmp_path / "nowhere")
