@@ -158,6 +158,7 @@ def test_mask_not_binary(tmp_path, arrays):
 
 def test_num_particles_does_not_match_mask(tmp_path, arrays):
     pf, jf = arrays
+    assert pf[5, :, 3].sum() < pf.shape[1]  # a jet with empty slots: its count must match exactly
     jf[5, 3] += 1
     path = write_raw(tmp_path / "g.hdf5", particle_features=pf, jet_features=jf)
     with pytest.raises(JetNetFormatError) as err:
@@ -350,3 +351,19 @@ def test_parse_classes_valid():
 def test_parse_classes_errors(text, problem):
     with pytest.raises(ValueError, match=problem):
         parse_classes(text)
+
+
+def test_multiplicity_before_truncation_is_clipped_for_full_jets_only(tmp_path, arrays):
+    pf, jf = arrays
+    slots = pf.shape[1]
+    pf[2, :, 3] = 1.0  # a jet with every slot filled...
+    pf[2, :, 2] = np.linspace(0.1, 0.01, slots)
+    jf[2, 3] = slots + 17  # ...that records its multiplicity before truncation
+    path = write_raw(tmp_path / "g.hdf5", particle_features=pf, jet_features=jf)
+    _, read_jets = read_jetnet_file(path)
+    assert read_jets[2, 3] == slots
+    partial = int(np.argmax(pf[:, :, 3].sum(axis=1) < slots))
+    jf[partial, 3] = slots + 17  # the same excess on a jet with empty slots is an error
+    path = write_raw(tmp_path / "q.hdf5", particle_features=pf, jet_features=jf)
+    with pytest.raises(JetNetFormatError, match="num_particles does not match the mask"):
+        read_jetnet_file(path)

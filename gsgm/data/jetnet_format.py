@@ -154,6 +154,22 @@ def validate_arrays(
         )
 
 
+def _clip_truncated_multiplicity(particle_features: np.ndarray, jet_features: np.ndarray) -> None:
+    """Clip num_particles to P for jets whose P slots are all filled (in place).
+
+    A file may record the multiplicity before truncation to P particles; for a jet with every slot
+    filled that is consistent with the mask, and jetnet's own loader clips it the same way. Any other
+    disagreement between num_particles and the mask is still an error.
+    """
+    if particle_features.ndim != 3 or jet_features.ndim != 2 or jet_features.shape[-1] != 4:
+        return  # validate_arrays reports the shape problem
+    if particle_features.shape[0] != jet_features.shape[0] or particle_features.shape[-1] != 4:
+        return
+    slots = particle_features.shape[1]
+    saturated = (particle_features[..., 3].sum(axis=1) == slots) & (jet_features[:, 3] > slots)
+    jet_features[saturated, 3] = slots
+
+
 def read_jetnet_file(
     path: str | os.PathLike, expected_particles: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +205,7 @@ def read_jetnet_file(
             jet_features = np.asarray(handle[JET_KEY][...], dtype=np.float32)
         except OSError as err:  # e.g. a truncated download: the header reads but the data does not
             raise JetNetFormatError(f"{path}: cannot read the datasets ({err})") from err
+    _clip_truncated_multiplicity(particle_features, jet_features)
     validate_arrays(particle_features, jet_features, str(path), expected_particles)
     return particle_features, jet_features
 
