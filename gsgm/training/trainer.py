@@ -27,7 +27,7 @@ from gsgm.data.pipeline import make_dataset, train_valid_split
 from gsgm.data.preprocessing import JetPreprocessor
 from gsgm.models import build_fpcd_networks
 from gsgm.training.fpcd_model import FPCDModel
-from gsgm.training.run_dir import RunDirectory, RunDirectoryError, hash_arrays, now_iso, package_versions
+from gsgm.training.run_dir import RunDirectory, hash_arrays, now_iso, package_versions
 
 
 class TrainingSetupError(ValueError):
@@ -82,10 +82,9 @@ def _save_weights_atomic(model: keras.Model, path: Path) -> None:
 
 
 def save_checkpoint(run: RunDirectory, model: FPCDModel, state: LoopState, epoch: int) -> Path:
-    """Write weights, optimizer state and loop state of ``epoch`` into a fresh checkpoint directory."""
+    """Write weights (raw, EMA and the optimizer's, which Keras saves with the model) and loop state."""
     staging = run.new_staging_dir(epoch)
     model.save_weights(staging / "model.weights.h5")
-    np.savez(staging / "optimizer.npz", *[np.asarray(v.numpy()) for v in model.optimizer.variables])
     (staging / "state.json").write_text(json.dumps(state.to_dict(), indent=2))
     return run.commit_checkpoint(staging, epoch)
 
@@ -95,18 +94,9 @@ def restore_checkpoint(run: RunDirectory, model: FPCDModel) -> LoopState:
     latest = run.latest_checkpoint()
     if latest is None:
         return LoopState()
+    # The optimizer must exist with all its slots before loading, or Keras skips its saved state.
+    model.optimizer.build(model.jet_net.trainable_variables + model.particle_net.trainable_variables)
     model.load_weights(latest / "model.weights.h5")
-    variables = model.jet_net.trainable_variables + model.particle_net.trainable_variables
-    model.optimizer.build(variables)
-    with np.load(latest / "optimizer.npz") as saved:
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
-    if len(values) != len(model.optimizer.variables):
-        raise RunDirectoryError(
-            f"{latest}/optimizer.npz holds {len(values)} optimizer variables, the model needs "
-            f"{len(model.optimizer.variables)}: the checkpoint belongs to a different config"
-        )
-    for variable, value in zip(model.optimizer.variables, values, strict=True):
-        variable.assign(value)
     return LoopState(**json.loads((latest / "state.json").read_text()))
 
 
