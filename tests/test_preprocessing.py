@@ -284,3 +284,15 @@ def test_load_unreadable_or_missing_file(tmp_path):
     path.write_text('{"format": "gsgm.JetPreprocessor", "jet_')  # truncated write
     with pytest.raises(PreprocessingFileError, match="not valid JSON"):
         JetPreprocessor.load(path)
+
+
+def test_saturated_multiplicity_is_not_blown_up(real_jets30):
+    # Nearly every 30-particle jet is full: a plain std (~0.05) would make a 29-particle jet a
+    # 20-sigma outlier. The multiplicity scale is floored at one particle.
+    pre = JetPreprocessor.fit(real_jets30)
+    fitted = [JET_CLASSES.index(c) for c in pre.fitted_classes]
+    assert (pre.jet_std[fitted, 3] >= 1.0).all()
+    _, jets_norm, _ = pre.transform(real_jets30)
+    one_missing = real_jets30.jets[:, 3] == 29
+    assert one_missing.any()
+    assert np.abs(jets_norm[one_missing, 3]).max() < 2.0

@@ -53,6 +53,10 @@ PT_REL_MAX = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
 # A feature whose spread in one class is below this (e.g. num_particles when every jet of the class
 # fills all slots) is only shifted, not scaled: dividing by ~0 would blow up float noise.
 STD_FLOOR = 1e-8
+# The multiplicity is an integer: a spread below one particle only says that nearly every jet of the
+# class is saturated (30-particle files). Dividing by such a spread turns the rare unsaturated jet into
+# a 20-sigma outlier that dominates the jet loss, so its scale is at least one particle.
+MULTIPLICITY_STD_FLOOR = 1.0
 
 
 class PreprocessingFileError(ValueError):
@@ -243,6 +247,7 @@ class JetPreprocessor:
                 continue
             pre.jet_mean[index] = jet_c.mean(axis=0)
             pre.jet_std[index] = _floor_std(jet_c.std(axis=0))
+            pre.jet_std[index, 3] = max(pre.jet_std[index, 3], MULTIPLICITY_STD_FLOOR)
             pre.particle_mean[index] = real.mean(axis=0)
             pre.particle_std[index] = _floor_std(real.std(axis=0))
             pre.fit_counts[index] = int(in_class.sum())
