@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 PIP_INSTALL := $(PIP) install --prefer-binary --constraint constraints.txt
 DEMO_RUN ?= runs/quick
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test lint
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,15 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	touch $@
 
 demo: install
+	@echo "== 1/4 the shipped Pythia 8 + FastJet sample"
 	$(PY) scripts/inspect_data.py builtin --particles 30
+	@echo "== 2/4 train configs/quick.json (a fresh run: the previous demo run is removed)"
+	rm -rf $(DEMO_RUN)
+	$(PY) scripts/train.py --config configs/quick.json --data builtin --particles 30 --out $(DEMO_RUN)
+	@echo "== 3/4 sample 1000 jets per class"
+	$(PY) scripts/sample.py --run $(DEMO_RUN) --jets-per-class 1000 --out $(DEMO_RUN)/samples --no-progress
+	@echo "== 4/4 the generated jets, to compare with table 1/4"
+	$(PY) scripts/inspect_data.py $(DEMO_RUN)/samples
 
 test: install
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
