@@ -62,6 +62,11 @@ class FPCDModel(keras.Model):
         self.built = True
 
     @property
+    def optimized_variables(self) -> list:
+        """Variables the optimizer updates, in the fixed order its slot variables are saved in."""
+        return self.jet_net.trainable_variables + self.particle_net.trainable_variables
+
+    @property
     def metrics(self):
         return [self.loss_tracker, self.jet_loss_tracker, self.particle_loss_tracker]
 
@@ -131,7 +136,7 @@ class FPCDModel(keras.Model):
                 data, stream=0, counter=self.optimizer.iterations, use_ema=False, training=True
             )
             loss = loss_jet + loss_particle
-        variables = self.jet_net.trainable_variables + self.particle_net.trainable_variables
+        variables = self.optimized_variables
         gradients = tape.gradient(loss, variables)
         gradients = self.transform_gradients(gradients)
         self.optimizer.apply(gradients, variables)

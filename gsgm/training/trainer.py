@@ -95,7 +95,7 @@ def restore_checkpoint(run: RunDirectory, model: FPCDModel) -> LoopState:
     if latest is None:
         return LoopState()
     # The optimizer must exist with all its slots before loading, or Keras skips its saved state.
-    model.optimizer.build(model.jet_net.trainable_variables + model.particle_net.trainable_variables)
+    model.optimizer.build(model.optimized_variables)
     model.load_weights(latest / "model.weights.h5")
     return LoopState(**json.loads((latest / "state.json").read_text()))
 
@@ -208,12 +208,55 @@ def train(
 
     model = build_model(cfg, num_particles, seed)
     model.compile(optimizer=make_optimizer(cfg, steps_per_epoch, num_replicas))
-    state = restore_checkpoint(run, model) if resume else LoopState()
-    history = run.read_history() if resume else []
-    history = [row for row in history if row["epoch"] < state.next_epoch]
-    valid_ds = make_dataset(*valid_arrays, batch_size=batch_size, shuffle=False)
+    fit_epochs(
+        run,
+        model,
+        train_arrays,
+        valid_arrays,
+        epochs=cfg.training.epochs,
+        batch_size=batch_size,
+        patience=cfg.training.early_stopping_patience,
+        seed=seed,
+        resume=resume,
+        verbose=verbose,
+    )
+    return run
 
-    for epoch in range(state.next_epoch, cfg.training.epochs):
+
+def fit_epochs(
+    run: RunDirectory,
+    model: keras.Model,
+    train_arrays: list[np.ndarray],
+    valid_arrays: list[np.ndarray],
+    *,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    seed: int,
+    resume: bool,
+    verbose: int = 1,
+) -> LoopState:
+    """The epoch loop shared by every gsgm training job (base FPCD, distillation stages, ...).
+
+    ``model`` is a compiled keras.Model whose ``train_step``/``test_step`` report ``loss``, that owns
+    an ``eval_counter`` variable (reset each epoch so validation noise repeats) and an
+    ``optimized_variables`` list (the variables its optimizer updates, in a fixed order). Each epoch
+    gets a fresh shuffle seeded by (seed, epoch); after it, history.csv is rewritten, best.weights.h5 is
+    replaced when ``val_loss`` improved, and a complete checkpoint is committed, all atomically. With
+    ``resume`` the loop restarts after the newest checkpoint with its optimizer state and history.
+
+    Args:
+        train_arrays, valid_arrays: (particles [N, P, 3], jets [N, 4], mask [N, P], labels [N]).
+        epochs: total epochs of the run (not the number still to do).
+        patience: stop after this many epochs without a lower validation loss.
+
+    Returns:
+        the final loop state (next epoch, best epoch and loss, whether it stopped early).
+    """
+    state = restore_checkpoint(run, model) if resume else LoopState()
+    history = [row for row in run.read_history() if row["epoch"] < state.next_epoch] if resume else []
+    valid_ds = make_dataset(*valid_arrays, batch_size=batch_size, shuffle=False)
+    for epoch in range(state.next_epoch, epochs):
         if state.stopped_early:
             break
         started = time.perf_counter()
@@ -238,13 +281,13 @@ def train(
         if row["val_loss"] < state.best_val_loss:
             state.best_val_loss, state.best_epoch = row["val_loss"], epoch
             _save_weights_atomic(model, run.best_weights_path)
-        elif epoch - state.best_epoch >= cfg.training.early_stopping_patience:
+        elif epoch - state.best_epoch >= patience:
             state.stopped_early = True
         state.next_epoch = epoch + 1
         save_checkpoint(run, model, state, epoch)
         if state.stopped_early and verbose:
             print(f"early stopping after epoch {epoch}: no improvement since epoch {state.best_epoch}")
-    return run
+    return state
 
 
 def load_trained_model(run_dir: str | os.PathLike) -> tuple[FPCDModel, JetPreprocessor, FPCDConfig]:
