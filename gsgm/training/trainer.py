@@ -14,11 +14,13 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gsgm.config import FPCDConfig, load_config, save_config
 from gsgm.data.jetnet_format import JET_CLASSES, JetSample
@@ -211,12 +213,12 @@ def train(
     fit_epochs(
         run,
         model,
-        train_arrays,
-        valid_arrays,
+        lambda epoch: make_dataset(
+            *train_arrays, batch_size=batch_size, shuffle=True, seed=seed * 100_003 + epoch
+        ),
+        make_dataset(*valid_arrays, batch_size=batch_size, shuffle=False),
         epochs=cfg.training.epochs,
-        batch_size=batch_size,
         patience=cfg.training.early_stopping_patience,
-        seed=seed,
         resume=resume,
         verbose=verbose,
     )
@@ -226,13 +228,11 @@ def train(
 def fit_epochs(
     run: RunDirectory,
     model: keras.Model,
-    train_arrays: list[np.ndarray],
-    valid_arrays: list[np.ndarray],
+    make_train_dataset: Callable[[int], tf.data.Dataset],
+    valid_dataset: tf.data.Dataset,
     *,
     epochs: int,
-    batch_size: int,
     patience: int,
-    seed: int,
     resume: bool,
     verbose: int = 1,
 ) -> LoopState:
@@ -241,12 +241,15 @@ def fit_epochs(
     ``model`` is a compiled keras.Model whose ``train_step``/``test_step`` report ``loss``, that owns
     an ``eval_counter`` variable (reset each epoch so validation noise repeats) and an
     ``optimized_variables`` list (the variables its optimizer updates, in a fixed order). Each epoch
-    gets a fresh shuffle seeded by (seed, epoch); after it, history.csv is rewritten, best.weights.h5 is
-    replaced when ``val_loss`` improved, and a complete checkpoint is committed, all atomically. With
+    trains on ``make_train_dataset(epoch)``, which must depend only on the epoch number (seeded
+    shuffle) so that a resumed run sees the same batches; after it, history.csv is rewritten,
+    best.weights.h5 is replaced when ``val_loss`` improved, and a complete checkpoint is committed,
+    all atomically. With
     ``resume`` the loop restarts after the newest checkpoint with its optimizer state and history.
 
     Args:
-        train_arrays, valid_arrays: (particles [N, P, 3], jets [N, 4], mask [N, P], labels [N]).
+        make_train_dataset: epoch -> the training batches of that epoch (batches as train_step takes them).
+        valid_dataset: validation batches, the same every epoch.
         epochs: total epochs of the run (not the number still to do).
         patience: stop after this many epochs without a lower validation loss.
 
@@ -255,18 +258,14 @@ def fit_epochs(
     """
     state = restore_checkpoint(run, model) if resume else LoopState()
     history = [row for row in run.read_history() if row["epoch"] < state.next_epoch] if resume else []
-    valid_ds = make_dataset(*valid_arrays, batch_size=batch_size, shuffle=False)
     for epoch in range(state.next_epoch, epochs):
         if state.stopped_early:
             break
         started = time.perf_counter()
-        train_ds = make_dataset(
-            *train_arrays, batch_size=batch_size, shuffle=True, seed=seed * 100_003 + epoch
-        )
         model.eval_counter.assign(0)
         result = model.fit(
-            train_ds,
-            validation_data=valid_ds,
+            make_train_dataset(epoch),
+            validation_data=valid_dataset,
             epochs=epoch + 1,
             initial_epoch=epoch,
             verbose=verbose,
