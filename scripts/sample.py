@@ -23,6 +23,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="DDIM steps (default: the config's sampling.num_steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        default=8,
+        help="multiplicity groups per batch; padded slots beyond each group's largest jet are skipped",
+    )
     parser.add_argument("--out", required=True, help="directory for the generated files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args()
@@ -54,6 +60,7 @@ def main() -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        num_buckets=args.buckets,
     )
     seconds = time.perf_counter() - started
     attributes = {

@@ -23,10 +23,14 @@ __all__ = [
 ]
 
 
-def build_fpcd_networks(cfg: FPCDConfig, num_particles: int | None = None) -> tuple[keras.Model, keras.Model]:
+def build_fpcd_networks(
+    cfg: FPCDConfig, num_particles: int | None = None, *, any_particle_count: bool = False
+) -> tuple[keras.Model, keras.Model]:
     """(jet_net, particle_net) for ``cfg``, with its embedding sizes and seeds.
 
-    ``num_particles`` overrides ``cfg.data.num_particles`` as the particle net's slot count.
+    ``num_particles`` overrides ``cfg.data.num_particles`` as the particle net's slot count;
+    ``any_particle_count=True`` builds it for any slot count instead (its weights do not depend on
+    P), which lets the sampler crop trailing padded slots.
 
     The class one-hot is always ``len(JET_CLASSES)`` wide (even when ``cfg.data.classes`` is a subset),
     so one trained model can be conditioned on any class index of the shared label convention.
@@ -36,7 +40,7 @@ def build_fpcd_networks(cfg: FPCDConfig, num_particles: int | None = None) -> tu
     jet_net = build_jet_net(cfg.jet_net, num_classes, embedding=cfg.embedding, seed=cfg.training.seed)
     particle_net = build_particle_net(
         cfg.particle_net,
-        cfg.data.num_particles if num_particles is None else num_particles,
+        None if any_particle_count else (cfg.data.num_particles if num_particles is None else num_particles),
         num_classes=num_classes,
         embedding=cfg.embedding,
         seed=cfg.training.seed + 1,

@@ -21,8 +21,12 @@ def generate_jets(
     seed: int = 0,
     batch_size: int = 10_000,
     progress: bool = False,
+    num_buckets: int = 8,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Sample ``jets_per_class`` jets of each class with the run's EMA networks.
+
+    ``num_buckets`` groups each batch by sampled multiplicity and skips the padded slots beyond each
+    group's largest jet (see ``sample_point_clouds``); 1 computes every slot.
 
     Returns:
         {class: (particle_features [N, P, 4], jet_features [N, 4])} in JetNet layout (valid files).
@@ -50,6 +54,7 @@ def generate_jets(
                 num_steps=num_steps,
                 seed=seed * 1_000_003 + class_number * 10_007 + start,
                 progress=progress,
+                num_buckets=min(num_buckets, count),
             )
             particle_features, jet_features = preprocessor.inverse(particles_norm, jets_norm, labels)
             particle_parts.append(particle_features)
