@@ -52,7 +52,7 @@ class LoopState:
 def build_model(cfg: FPCDConfig, num_particles: int, seed: int) -> FPCDModel:
     """Construct the FPCD training model (networks + EMA copies) for ``cfg`` with fixed initial weights."""
     keras.utils.set_random_seed(seed)
-    jet_net, particle_net = build_fpcd_networks(cfg, num_particles)
+    jet_net, particle_net = build_fpcd_networks(cfg, num_particles, any_particle_count=True)
     return FPCDModel(jet_net, particle_net, ema_decay=cfg.training.ema_decay, seed=seed)
 
 
