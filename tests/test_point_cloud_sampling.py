@@ -70,5 +70,9 @@ def test_buckets_partition_jets_by_multiplicity():
     np.testing.assert_array_equal(np.sort(np.concatenate(buckets)), np.arange(50))
     counts = mask.sum(axis=1)
     assert counts[buckets[0]].min() >= counts[buckets[1]].max() >= counts[buckets[2]].max()
+    # Nearly saturated jets gain nothing from cropping: one group, full batch efficiency.
+    full = np.ones((50, 30), np.float32)
+    full[::7, 29] = 0
+    assert len(_multiplicity_buckets(full, 4)) == 1
     with pytest.raises(ValueError, match="num_buckets"):
         _multiplicity_buckets(mask, 0)

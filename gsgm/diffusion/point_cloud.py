@@ -67,8 +67,7 @@ def sample_point_clouds(
     )
     particles = np.zeros((batch, num_particles, num_particle_features), np.float32)
     for index in _multiplicity_buckets(mask, num_buckets):
-        occupied = np.nonzero(mask[index].any(axis=0))[0]
-        width = int(occupied[-1]) + 1 if occupied.size else 1
+        width = _occupied_width(mask[index])
         crop_mask = tf.convert_to_tensor(mask[index, :width, None])
         particles[index, :width] = ddim_sample(
             particle_denoiser,
@@ -85,11 +84,27 @@ def sample_point_clouds(
     return jets_np, particles * mask[..., None], mask
 
 
-def _multiplicity_buckets(mask: np.ndarray, num_buckets: int) -> list[np.ndarray]:
-    """Split jet indices into ``num_buckets`` groups of similar multiplicity (largest first)."""
+def _multiplicity_buckets(mask: np.ndarray, num_buckets: int, min_saving: float = 0.25) -> list[np.ndarray]:
+    """Split jet indices into up to ``num_buckets`` groups of similar multiplicity (largest first).
+
+    Smaller batches run less efficiently, so the split is kept only if cropping each group to its
+    widest jet removes at least ``min_saving`` of the particle slots; otherwise one group is returned
+    (e.g. 30-particle jets, which nearly all fill every slot).
+    """
     if num_buckets < 1:
         raise ValueError(f"num_buckets must be >= 1, got {num_buckets}")
-    if num_buckets == 1:
-        return [np.arange(mask.shape[0])]
+    everything = [np.arange(mask.shape[0])]
+    if num_buckets == 1 or mask.shape[0] == 0:
+        return everything
     order = np.argsort(-mask.sum(axis=1), kind="stable")
-    return [chunk for chunk in np.array_split(order, num_buckets) if chunk.size]
+    buckets = [chunk for chunk in np.array_split(order, num_buckets) if chunk.size]
+    cropped = sum(len(chunk) * _occupied_width(mask[chunk]) for chunk in buckets)
+    if cropped > (1.0 - min_saving) * mask.shape[0] * _occupied_width(mask):
+        return everything
+    return buckets
+
+
+def _occupied_width(mask: np.ndarray) -> int:
+    """Index of the last slot that is real in any jet, plus one (at least 1)."""
+    occupied = np.nonzero(mask.any(axis=0))[0]
+    return int(occupied[-1]) + 1 if occupied.size else 1
