@@ -40,11 +40,12 @@ def main() -> int:
         raise ValueError(f"--jets-per-class must be positive, got {args.jets_per_class}")
     quiet_tensorflow()
     from gsgm.data.jetnet_format import class_file_name, parse_classes, write_jetnet_file
+    from gsgm.training.distill import resolve_run_for_steps
     from gsgm.training.run_dir import package_versions
     from gsgm.training.sampling import generate_jets
     from gsgm.training.trainer import load_trained_model
 
-    model, preprocessor, cfg = load_trained_model(args.run)
+    model, preprocessor, cfg = load_trained_model(resolve_run_for_steps(args.run, args.steps))
     classes = parse_classes(args.classes) if args.classes else list(cfg.data.classes)
     steps = args.steps or cfg.sampling.num_steps
     if steps < 1:

@@ -1,0 +1,404 @@
+"""Progressive distillation of a trained FPCD run, stage after stage, into loadable run directories.
+
+A chain halves the number of sampling steps until it reaches ``until``::
+
+    RUN/                           the trained model, sampled with N0 steps (or any number)
+    RUN/distill/chain.json         start steps N0 and epochs per stage of this chain
+    RUN/distill/steps-256/         student of RUN (N0 = 512), samples in 256 steps
+    RUN/distill/steps-128/         student of steps-256
+    ...
+    RUN/distill/steps-001/         one step
+
+Each stage is a complete run directory (gsgm.training.run_dir): config.json (``sampling.num_steps`` =
+the stage's steps, ``training.epochs`` = epochs of the stage), the base run's preprocessing.json,
+metadata.json (teacher, data hash...), history, best weights and checkpoints written by
+:func:`gsgm.training.trainer.fit_epochs`. A stage's weights have an FPCDModel's layout, so
+``load_trained_model(stage)`` and ``scripts/sample.py --run stage`` work as for any run, and
+:func:`resolve_run_for_steps` maps ``(RUN, steps)`` to the stage that samples in that many steps.
+
+Running the chain again continues it: finished stages are skipped, an interrupted stage resumes from its
+newest checkpoint (the teacher is reloaded from its own run directory), later stages follow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from gsgm.config import FPCDConfig, load_config, save_config, validate_config
+from gsgm.data.loading import load_jets, resolve_data_dir
+from gsgm.data.pipeline import make_dataset, train_valid_split
+from gsgm.data.preprocessing import JetPreprocessor
+from gsgm.training.distillation_model import build_distillation_model
+from gsgm.training.run_dir import RunDirectory, hash_arrays, now_iso, package_versions
+from gsgm.training.trainer import fit_epochs, load_trained_model, make_optimizer
+from gsgm.utils.atomic import write_json_atomic
+
+# (train arrays, valid arrays, metadata about the data): see prepare_training_data.
+TrainingData = tuple[list, list, dict]
+
+DISTILL_DIR = "distill"
+CHAIN_FILE = "chain.json"
+
+
+class DistillationSetupError(ValueError):
+    """The requested distillation is inconsistent with the run or with the chain already on disk."""
+
+
+def stage_dir(run: str | os.PathLike, num_steps: int) -> Path:
+    """Run directory of the stage that samples in ``num_steps`` steps: ``RUN/distill/steps-NNN``."""
+    return Path(run) / DISTILL_DIR / f"steps-{int(num_steps):03d}"
+
+
+def chain_steps(start_steps: int, until: int) -> list[int]:
+    """Step counts of the stages from ``start_steps`` (exclusive) down to ``until`` by halving.
+
+    Raises:
+        DistillationSetupError: unless ``start_steps = until * 2**k`` with ``k >= 1``.
+    """
+    if until < 1:
+        raise DistillationSetupError(f"--until must be >= 1 step, got {until}")
+    ratio = start_steps // until
+    if ratio < 2 or start_steps % until or ratio & (ratio - 1):
+        nearest = until * 2 ** max(1, ratio.bit_length() - 1)
+        raise DistillationSetupError(
+            f"each stage halves the steps, so the start ({start_steps} steps) must be {until} times a power "
+            f"of two >= 2 to reach --until {until} (e.g. --start-steps {nearest})"
+        )
+    steps = [start_steps >> k for k in range(1, ratio.bit_length())]
+    return steps
+
+
+def _stage_progress(stage: RunDirectory) -> tuple[int, int, bool]:
+    """(epochs finished, epochs planned, finished) of a stage directory that exists."""
+    epochs = load_config(stage.config_path).training.epochs
+    latest = stage.latest_checkpoint()
+    if latest is None:
+        return 0, epochs, False
+    state = json.loads((latest / "state.json").read_text())
+    return state["next_epoch"], epochs, state["next_epoch"] >= epochs or state["stopped_early"]
+
+
+def stage_is_complete(path: str | os.PathLike) -> bool:
+    """Whether the stage directory at ``path`` finished training (all epochs, or stopped early)."""
+    stage = RunDirectory(path)
+    return stage.exists() and _stage_progress(stage)[2]
+
+
+def _read_chain(run: Path) -> dict | None:
+    path = run / DISTILL_DIR / CHAIN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _existing_stages(run: Path) -> dict[int, Path]:
+    """{steps: stage directory} for every stage directory with a config under RUN/distill."""
+    stages = {}
+    for path in sorted((run / DISTILL_DIR).glob("steps-*")):
+        suffix = path.name.removeprefix("steps-")
+        if suffix.isdigit() and RunDirectory(path).exists():
+            stages[int(suffix)] = path
+    return stages
+
+
+def available_steps(run: str | os.PathLike) -> dict[int, Path]:
+    """{steps: run directory} that sample in that many steps: finished stages of the run's chain.
+
+    The base run itself is not listed (it samples with any number of steps; see
+    :func:`resolve_run_for_steps`).
+    """
+    return {n: p for n, p in _existing_stages(Path(run)).items() if stage_is_complete(p)}
+
+
+def resolve_run_for_steps(run: str | os.PathLike, steps: int | None) -> Path:
+    """The run directory to sample from when ``steps`` DDIM steps are asked of ``run``.
+
+    * ``steps`` None, or ``run`` has no distillation chain: ``run`` itself (a distilled stage passed
+      directly must be asked for its own step count).
+    * A finished stage samples in ``steps``: that stage (``RUN/distill/steps-NNN``).
+    * ``steps`` >= the chain's start: ``run`` (the undistilled model, for which the steps are a choice).
+
+    Raises:
+        ValueError: ``steps`` lies below the chain's start but no finished stage has it; the message lists
+            the available step counts (and says whether the stage is still being distilled).
+    """
+    run = Path(run)
+    if steps is None:
+        return run
+    chain = _read_chain(run)
+    if chain is None:
+        distilled = RunDirectory(run).read_metadata().get("distillation")
+        if distilled and distilled["num_steps"] != steps:
+            raise ValueError(
+                f"{run} is a student distilled to sample in {distilled['num_steps']} steps, not {steps}: "
+                f"use --steps {distilled['num_steps']}, or pass the base run to pick the stage for {steps}"
+            )
+        return run
+    stages = _existing_stages(run)
+    complete = {n: p for n, p in stages.items() if stage_is_complete(p)}
+    if steps in complete:
+        return complete[steps]
+    start = int(chain["start_steps"])
+    if steps >= start:
+        return run
+    listing = ", ".join(
+        [f"{start} or more (undistilled {run})"] + [str(n) for n in sorted(complete, reverse=True)]
+    )
+    if steps in stages:
+        done, epochs, _ = _stage_progress(RunDirectory(stages[steps]))
+        raise ValueError(
+            f"the {steps}-step stage {stages[steps]} is not finished (epoch {done} of {epochs}); continue it "
+            f"with scripts/distill.py --run {run} --until {steps}. Available steps: {listing}"
+        )
+    raise ValueError(
+        f"{run} has no distilled model for {steps} steps. Available steps: {listing}. Distil further with "
+        f"scripts/distill.py --run {run} --until <N> (N = {start} / 2**k)"
+    )
+
+
+def _stage_config(base_cfg: FPCDConfig, num_steps: int, epochs: int) -> FPCDConfig:
+    cfg = validate_config(base_cfg)  # a copy
+    cfg.name = f"{base_cfg.name}-distill-{num_steps:03d}"
+    cfg.description = (
+        f"{base_cfg.description} | Progressive distillation stage: samples in {num_steps} steps."
+    )
+    cfg.sampling.num_steps = int(num_steps)
+    cfg.training.epochs = int(epochs)
+    # Each stage draws its own noise and data order (a stream id only; the weights come from the teacher).
+    cfg.training.seed = base_cfg.training.seed + int(num_steps)
+    return cfg
+
+
+def prepare_training_data(base: RunDirectory, cfg: FPCDConfig, data: str | None) -> TrainingData:
+    """The base run's training data, normalised and split exactly as the base run split them.
+
+    Returns:
+        ([particles, jets, mask, labels] of the training part, the same of the validation part, a dict
+        describing the data for the stage's metadata). The hash is checked against the base run's.
+    """
+    metadata = base.read_metadata()
+    source = data or metadata.get("data_source")
+    if source is None:
+        raise DistillationSetupError(f"{base.path}/metadata.json names no data source: pass --data")
+    sample = load_jets(
+        resolve_data_dir(source),
+        list(cfg.data.classes),
+        cfg.data.num_particles,
+        split="train",
+        max_jets_per_class=metadata.get("max_jets_per_class"),
+    )
+    data_hash = hash_arrays([sample.particles, sample.jets, sample.labels])
+    if metadata.get("data_sha256") not in (None, data_hash):
+        raise DistillationSetupError(
+            f"the training data in {source} differ from the data {base.path} was trained on "
+            f"(sha256 {data_hash[:12]} != {metadata['data_sha256'][:12]}); pass --data with the original "
+            "files"
+        )
+    train_idx, valid_idx = train_valid_split(len(sample), cfg.training.valid_fraction, cfg.training.seed)
+    preprocessor = JetPreprocessor.load(base.preprocessing_path)
+    particles, jets, mask = preprocessor.transform(sample)
+    arrays = (particles, jets, mask, sample.labels)
+    info = {
+        "data_source": str(source),
+        "data_dir": str(resolve_data_dir(source)),
+        "data_sha256": data_hash,
+        "num_jets": len(sample),
+        "num_train": int(len(train_idx)),
+        "num_valid": int(len(valid_idx)),
+        "split_seed": cfg.training.seed,
+    }
+    return [a[train_idx] for a in arrays], [a[valid_idx] for a in arrays], info
+
+
+def _create_stage(
+    stage: RunDirectory, base: RunDirectory, teacher: Path, cfg: FPCDConfig, data_info: dict
+) -> None:
+    """Write a new stage's preprocessing, metadata and (last, so ``exists()`` means complete) config."""
+    stage.path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(base.preprocessing_path, stage.preprocessing_path)
+    metadata = dict(base.read_metadata())
+    metadata.update(data_info)
+    metadata.update(
+        {
+            "created": now_iso(),
+            "command": " ".join(shlex.quote(a) for a in sys.argv),
+            "seed": cfg.training.seed,
+            "versions": package_versions(),
+            "distillation": {
+                "num_steps": cfg.sampling.num_steps,
+                "teacher_steps": 2 * cfg.sampling.num_steps,
+                # Relative to the base run, so that a moved run directory stays consistent.
+                "teacher": os.path.relpath(teacher, base.path),
+                "teacher_path": str(teacher.resolve()),
+                "base_run": str(base.path.resolve()),
+            },
+        }
+    )
+    stage.write_metadata(metadata)
+    save_config(cfg, stage.config_path)
+
+
+def distill_stage(
+    base_run: str | os.PathLike,
+    teacher_run: str | os.PathLike,
+    num_steps: int,
+    epochs: int,
+    data: str | None = None,
+    verbose: int = 2,
+    training_data: TrainingData | None = None,
+) -> RunDirectory:
+    """Train (or continue) the ``num_steps``-step student of ``teacher_run`` into its stage directory.
+
+    Args:
+        base_run: the trained FPCD run the chain starts from (data, preprocessing, architecture).
+        teacher_run: run directory of the teacher, sampling in ``2 * num_steps`` steps (the base run for
+            the first stage, else the previous stage).
+        num_steps: the student's steps; the stage goes to ``stage_dir(base_run, num_steps)``.
+        epochs: epochs of this stage (used when the stage is created; an existing stage keeps its own).
+        data: data directory or "builtin" (default: the base run's recorded data source).
+        verbose: Keras verbosity.
+        training_data: :func:`prepare_training_data` of the base run, to share it between stages.
+
+    Returns:
+        The stage's RunDirectory, finished (all epochs, or stopped early).
+    """
+    base = RunDirectory(base_run).require()
+    stage = RunDirectory(stage_dir(base.path, num_steps))
+    base_cfg = load_config(base.config_path)
+    if training_data is None:
+        training_data = prepare_training_data(base, base_cfg, data)
+    train_arrays, valid_arrays, data_info = training_data
+    if stage.exists():
+        cfg = load_config(stage.config_path)
+        if cfg.sampling.num_steps != num_steps:
+            raise DistillationSetupError(
+                f"{stage.path} samples in {cfg.sampling.num_steps} steps, not {num_steps}; remove it"
+            )
+    else:
+        cfg = _stage_config(base_cfg, num_steps, epochs)
+        _create_stage(stage, base, Path(teacher_run), cfg, data_info)
+
+    teacher, _, teacher_cfg = load_trained_model(teacher_run)
+    if teacher_cfg.sampling.num_steps != 2 * num_steps and Path(teacher_run) != base.path:
+        raise DistillationSetupError(
+            f"teacher {teacher_run} samples in {teacher_cfg.sampling.num_steps} steps; a {num_steps}-step "
+            f"student needs a {2 * num_steps}-step teacher"
+        )
+    student = build_distillation_model(cfg, teacher, num_steps, seed=cfg.training.seed)
+    batch_size = cfg.training.batch_size
+    steps_per_epoch = -(-len(train_arrays[0]) // batch_size)
+    student.compile(optimizer=make_optimizer(cfg, steps_per_epoch))
+    seed = cfg.training.seed
+    fit_epochs(
+        stage,
+        student,
+        lambda epoch: make_dataset(
+            *train_arrays, batch_size=batch_size, shuffle=True, seed=seed * 100_003 + epoch
+        ),
+        make_dataset(*valid_arrays, batch_size=batch_size, shuffle=False),
+        epochs=cfg.training.epochs,
+        patience=cfg.training.early_stopping_patience,
+        # Always "resume": a stage without a checkpoint starts at epoch 0 with the teacher's weights.
+        resume=True,
+        verbose=verbose,
+    )
+    return stage
+
+
+def distill_chain(
+    run: str | os.PathLike,
+    until: int = 1,
+    epochs_per_stage: int | None = None,
+    start_steps: int | None = None,
+    data: str | None = None,
+    verbose: int = 2,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Distil ``run`` from ``start_steps`` down to ``until`` steps, halving per stage; resumable.
+
+    Args:
+        run: a trained FPCD run directory (scripts/train.py).
+        until: steps of the last stage (1 for single-step generation).
+        epochs_per_stage: epochs of each new stage (default: the run's training.epochs).
+        start_steps: steps of the first teacher, the undistilled run (default: its sampling.num_steps).
+        data: data directory or "builtin" (default: the run's recorded data source).
+        verbose: Keras verbosity for the epochs.
+        log: called with one line per stage (progress messages), e.g. ``print``.
+
+    Returns:
+        The stage directories, from ``start_steps / 2`` to ``until`` steps.
+
+    Raises:
+        DistillationSetupError: steps that cannot be halved down to ``until``, or a chain already on disk
+            with a different start or number of epochs.
+    """
+    log = log or (lambda message: None)
+    base = RunDirectory(run).require()
+    base.inference_weights()  # fail now, not after loading the data, if the run was never trained
+    base_cfg = load_config(base.config_path)
+    if RunDirectory(base.path).read_metadata().get("distillation"):
+        raise DistillationSetupError(f"{base.path} is itself a distillation stage: pass the base run")
+    chain = _read_chain(base.path)
+    if chain is None:
+        chain = {
+            "start_steps": int(start_steps or base_cfg.sampling.num_steps),
+            "epochs_per_stage": int(epochs_per_stage or base_cfg.training.epochs),
+            "created": now_iso(),
+        }
+    else:
+        for key, value in (("start_steps", start_steps), ("epochs_per_stage", epochs_per_stage)):
+            if value is not None and int(value) != chain[key]:
+                raise DistillationSetupError(
+                    f"{base.path / DISTILL_DIR} holds a chain with {key.replace('_', ' ')} {chain[key]}, "
+                    f"not {value}: omit the option to continue it, or distil a copy of the run without "
+                    f"its {DISTILL_DIR}/ directory"
+                )
+    steps = chain_steps(chain["start_steps"], until)
+    if chain["epochs_per_stage"] < 1:
+        raise DistillationSetupError(f"--epochs-per-stage must be >= 1, got {chain['epochs_per_stage']}")
+    write_json_atomic(base.path / DISTILL_DIR / CHAIN_FILE, chain)
+
+    prepared = None
+    teacher = base.path
+    stages = []
+    for num_steps in steps:
+        stage = stage_dir(base.path, num_steps)
+        if stage_is_complete(stage):
+            log(f"{num_steps:>4} steps: finished earlier ({stage})")
+        else:
+            if prepared is None:
+                prepared = prepare_training_data(base, base_cfg, data)
+            if RunDirectory(stage).exists():
+                done, epochs, _ = _stage_progress(RunDirectory(stage))
+                log(f"{num_steps:>4} steps: resuming at epoch {done} of {epochs} ({stage})")
+            else:
+                log(f"{num_steps:>4} steps: distilling from {teacher} ({2 * num_steps} steps) into {stage}")
+            distill_stage(
+                base.path,
+                teacher,
+                num_steps,
+                chain["epochs_per_stage"],
+                data,
+                verbose,
+                training_data=prepared,
+            )
+        stages.append(stage)
+        teacher = stage
+    return stages
+
+
+__all__ = [
+    "DistillationSetupError",
+    "available_steps",
+    "chain_steps",
+    "distill_chain",
+    "distill_stage",
+    "prepare_training_data",
+    "resolve_run_for_steps",
+    "stage_dir",
+    "stage_is_complete",
+]

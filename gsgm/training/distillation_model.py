@@ -1,0 +1,144 @@
+"""One progressive-distillation stage for both FPCD networks: a student FPCDModel taught by a frozen teacher.
+
+The student is an :class:`~gsgm.training.fpcd_model.FPCDModel` whose loss is replaced: instead of the
+diffusion loss on clean data (eq. 1), each jet draws one step ``i`` of the student's ``N``-step grid and
+the student's velocity at ``(z_t, t = (i + 1) / N)`` is regressed on the target ``v~`` that makes one
+student DDIM step match two teacher steps (:mod:`gsgm.diffusion.distillation`). Jet and particle
+networks are distilled together, with one step index per jet shared by both, as in base training.
+
+Everything else is inherited unchanged: the optimizer step, gradient hooks (distributed training), EMA
+updates, stateless noise from (seed, optimizer step) for exact resume, validation on the EMA weights.
+The teacher is kept out of Keras' tracking, so a student's weight files have exactly the layout of an
+FPCDModel's: a finished stage is loaded like any run with
+:func:`gsgm.training.trainer.load_trained_model`, and its teacher never enters its checkpoints (a
+resumed stage reloads the teacher from the teacher's own run directory).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from gsgm.config import FPCDConfig
+from gsgm.diffusion import diffuse, v_loss
+from gsgm.diffusion.distillation import distillation_targets, student_step_times
+from gsgm.training.fpcd_model import FPCDModel
+from gsgm.training.trainer import build_model
+
+
+class _Untracked:
+    """Holds an object where Keras' attribute tracking does not look (plain Python container)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class DistillationModel(FPCDModel):
+    """Student of one distillation stage: learns to sample in ``num_steps`` what the teacher does in twice.
+
+    Batches are those of ``gsgm.data.pipeline.make_dataset`` (``particles`` [B, P, 3], ``jets`` [B, 4],
+    ``class_onehot`` [B, C], ``mask`` [B, P, 1]). The reported losses ``loss_jet`` and ``loss_particle``
+    are the mean squared errors between the student's and the target velocities (particles: over real
+    particles only).
+
+    Args:
+        jet_net, particle_net: the student's networks, normally initialised with the teacher's EMA weights
+            (see :func:`build_distillation_model`); the student's EMA copies start from the same weights.
+        teacher: the teacher, an FPCDModel (or a finished DistillationModel) whose ``jet_denoiser`` and
+            ``particle_denoiser`` (its EMA networks, inference mode) provide the targets. Not trained,
+            not saved.
+        num_steps: the student's number of sampling steps ``N``; the teacher's is ``2 N``.
+        ema_decay, seed: as for FPCDModel.
+    """
+
+    def __init__(
+        self,
+        jet_net: keras.Model,
+        particle_net: keras.Model,
+        teacher: FPCDModel,
+        num_steps: int,
+        ema_decay: float = 0.999,
+        seed: int = 0,
+        **kwargs,
+    ):
+        if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < 1:
+            raise ValueError(
+                f"num_steps (the student's sampling steps) must be a positive integer, got {num_steps!r}"
+            )
+        super().__init__(jet_net, particle_net, ema_decay=ema_decay, seed=seed, **kwargs)
+        self.num_steps = int(num_steps)
+        # A tracked teacher would put its weights into every student checkpoint and change the file layout,
+        # so that the stage could no longer be loaded as a plain FPCDModel.
+        self._teacher = _Untracked(teacher)
+
+    def get_teacher(self) -> FPCDModel:
+        """The teacher (a method, not a property: Keras' weight saving walks properties too)."""
+        return self._teacher.value
+
+    def _diffusion_losses(self, batch, stream: int, counter, use_ema: bool, training: bool):
+        """L_jet, L_particle of one batch against the distillation targets (overrides the eq. 1 losses).
+
+        Randomness (step index, jet noise, particle noise) comes from the stateless stream
+        (seed, stream, counter), like the base model's, so a resumed stage draws the same numbers.
+        """
+        jets, particles, mask, onehot = (
+            batch["jets"],
+            batch["particles"],
+            batch["mask"],
+            batch["class_onehot"],
+        )
+        batch_size = tf.shape(jets)[0]
+        base = tf.stack([tf.constant(self.seed, tf.int64) * 4 + stream, tf.cast(counter, tf.int64)])
+        seeds = tf.random.experimental.stateless_split(base, num=3)
+        step_index = tf.random.stateless_uniform(
+            [batch_size], seed=seeds[0], minval=0, maxval=self.num_steps, dtype=tf.int32
+        )
+        t, t_mid, s = student_step_times(step_index, self.num_steps)
+        jet_noise = tf.random.stateless_normal(tf.shape(jets), seed=seeds[1], dtype=tf.float32)
+        particle_noise = tf.random.stateless_normal(tf.shape(particles), seed=seeds[2], dtype=tf.float32)
+
+        # z_t comes from the data, as in base training (and Salimans & Ho): the student learns the teacher's
+        # two-step map on the latents it will meet, not on latents of the teacher's own trajectories.
+        z_jets, _ = diffuse(jets, t, jet_noise)
+        v_jets, _ = distillation_targets(
+            self.get_teacher().jet_denoiser, z_jets, t, t_mid, s, extra_args={"class_onehot": onehot}
+        )
+        z_particles, _ = diffuse(particles, t, particle_noise, mask=mask)
+        v_particles, _ = distillation_targets(
+            self.get_teacher().particle_denoiser,
+            z_particles,
+            t,
+            t_mid,
+            s,
+            mask,
+            extra_args={"jets": jets, "class_onehot": onehot, "mask": mask},
+        )
+
+        jet_net = self.ema_jet_net if use_ema else self.jet_net
+        particle_net = self.ema_particle_net if use_ema else self.particle_net
+        v_hat_jets = jet_net({"z": z_jets, "t": t, "class_onehot": onehot}, training=training)
+        v_hat_particles = particle_net(
+            {"z": z_particles, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask}, training=training
+        )
+        return v_loss(v_jets, v_hat_jets), v_loss(v_particles, v_hat_particles, mask)
+
+
+def build_distillation_model(
+    cfg: FPCDConfig, teacher: FPCDModel, num_steps: int, seed: int
+) -> DistillationModel:
+    """A student for ``num_steps`` steps, initialised (raw and EMA weights) with the teacher's EMA weights.
+
+    Args:
+        cfg: the config of the teacher's run (the student has the same architecture).
+        teacher: a loaded FPCDModel (e.g. from :func:`gsgm.training.trainer.load_trained_model`).
+        num_steps: the student's sampling steps (half the teacher's).
+        seed: seeds the student's noise stream (and any dropout).
+    """
+    # Networks built exactly as a training run builds them, so the student has the teacher's layout.
+    fresh = build_model(cfg, cfg.data.num_particles, seed)
+    jet_net, particle_net = fresh.jet_net, fresh.particle_net
+    jet_net.set_weights(teacher.ema_jet_net.get_weights())
+    particle_net.set_weights(teacher.ema_particle_net.get_weights())
+    return DistillationModel(
+        jet_net, particle_net, teacher, num_steps, ema_decay=cfg.training.ema_decay, seed=seed
+    )

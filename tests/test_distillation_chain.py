@@ -1,0 +1,263 @@
+"""Distillation stages end to end: chain 8 -> 4 -> 2 -> 1, network evaluations, resume, stage selection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gsgm.config import load_config
+from gsgm.data.jetnet_format import read_jetnet_file, validate_arrays
+from gsgm.training import trainer as trainer_module
+from gsgm.training.distill import (
+    DistillationSetupError,
+    distill_chain,
+    resolve_run_for_steps,
+    stage_dir,
+)
+from gsgm.training.distillation_model import DistillationModel, build_distillation_model
+from gsgm.training.fpcd_model import FPCDModel
+from gsgm.training.run_dir import RunDirectory
+from gsgm.training.sampling import generate_jets
+from gsgm.training.trainer import build_model, load_trained_model, make_optimizer, train
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = (4, 2, 1)
+EPOCHS = 2
+
+
+def tiny_config():
+    cfg = load_config(REPO / "configs" / "quick.json")
+    cfg.data.classes = ["t", "w"]
+    cfg.jet_net.num_blocks, cfg.jet_net.width = 1, 16
+    cfg.particle_net.embed_dim, cfg.particle_net.num_transformer_blocks = 8, 1
+    cfg.particle_net.num_heads, cfg.particle_net.ffn_dim, cfg.particle_net.output_hidden_dim = 2, 16, 8
+    cfg.embedding.fourier_features, cfg.embedding.time_dims, cfg.embedding.cond_dim = 4, [8, 8], 8
+    cfg.training.batch_size, cfg.training.epochs, cfg.training.ema_decay = 16, 1, 0.9
+    cfg.training.seed = 11
+    cfg.sampling.num_steps = 8
+    return cfg
+
+
+def network_weights(path: Path, cfg=None) -> list[np.ndarray]:
+    """Raw and EMA network weights stored in a weights file, loaded into a plain FPCDModel."""
+    cfg = cfg or tiny_config()
+    model = build_model(cfg, cfg.data.num_particles, seed=0)
+    model.load_weights(path)
+    nets = (model.jet_net, model.particle_net, model.ema_jet_net, model.ema_particle_net)
+    return [np.asarray(w) for net in nets for w in net.get_weights()]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("distill") / "base"
+    train(tiny_config(), data="builtin", out=out, max_jets_per_class=32, verbose=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def chain(base_run) -> list[Path]:
+    """The base run distilled 8 -> 4 -> 2 -> 1 in one call (2 epochs per stage)."""
+    return distill_chain(base_run, until=1, epochs_per_stage=EPOCHS, verbose=0)
+
+
+def test_chain_writes_one_loadable_run_per_stage(base_run, chain):
+    assert chain == [stage_dir(base_run, n) for n in STAGES]
+    assert [p.name for p in chain] == ["steps-004", "steps-002", "steps-001"]
+    base_preprocessing = (base_run / "preprocessing.json").read_bytes()
+    teachers = [".", "distill/steps-004", "distill/steps-002"]
+    for num_steps, path, teacher in zip(STAGES, chain, teachers, strict=True):
+        run = RunDirectory(path).require()
+        cfg = load_config(run.config_path)
+        assert cfg.sampling.num_steps == num_steps and cfg.training.epochs == EPOCHS
+        assert run.preprocessing_path.read_bytes() == base_preprocessing
+        history = run.read_history()
+        assert len(history) == EPOCHS and all(np.isfinite(r["val_loss"]) for r in history)
+        distillation = run.read_metadata()["distillation"]
+        assert distillation["num_steps"] == num_steps and distillation["teacher_steps"] == 2 * num_steps
+        assert distillation["teacher"] == teacher
+        assert run.read_metadata()["data_sha256"] == RunDirectory(base_run).read_metadata()["data_sha256"]
+    # Training moved every student away from its teacher (whose EMA weights it started from).
+    for teacher, student in zip([base_run, *chain[:-1]], chain, strict=True):
+        pairs = zip(
+            network_weights(RunDirectory(teacher).inference_weights())[-20:],
+            network_weights(RunDirectory(student).inference_weights())[-20:],
+            strict=True,
+        )
+        assert any(not np.allclose(a, b) for a, b in pairs), student
+
+
+def counting(denoiser, counter: tf.Variable):
+    """The denoiser, counting its evaluations in a variable (Python counters would count traces only)."""
+
+    def wrapped(z, t, **conditions):
+        counter.assign_add(1)
+        return denoiser(z, t, **conditions)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("num_steps", STAGES)
+def test_each_stage_samples_valid_jets_with_its_number_of_evaluations(chain, base_run, num_steps, tmp_path):
+    model, preprocessor, cfg = load_trained_model(resolve_run_for_steps(base_run, num_steps))
+    assert cfg.sampling.num_steps == num_steps
+    jet_calls, particle_calls = tf.Variable(0), tf.Variable(0)
+    model.jet_denoiser = counting(model.jet_denoiser, jet_calls)
+    model.particle_denoiser = counting(model.particle_denoiser, particle_calls)
+    generated = generate_jets(
+        model, preprocessor, cfg, jets_per_class=10, classes=["t", "w"], num_steps=cfg.sampling.num_steps
+    )
+    # One jet pass and one particle pass of num_steps evaluations per class (one batch each).
+    assert int(jet_calls.numpy()) == 2 * num_steps
+    assert int(particle_calls.numpy()) == 2 * num_steps
+    for particles, jets in generated.values():
+        assert particles.shape == (10, 30, 4) and jets.shape == (10, 4)
+        validate_arrays(particles, jets, expected_particles=30)
+
+
+def test_student_starts_as_the_teacher_and_saves_as_an_fpcd_model(base_run, tmp_path):
+    teacher, _, cfg = load_trained_model(base_run)
+    student = build_distillation_model(cfg, teacher, num_steps=4, seed=5)
+    nets = [student.jet_net, student.ema_jet_net, student.particle_net, student.ema_particle_net]
+    sources = [teacher.ema_jet_net, teacher.ema_jet_net, teacher.ema_particle_net, teacher.ema_particle_net]
+    for net, source in zip(nets, sources, strict=True):
+        for a, b in zip(net.get_weights(), source.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert student.jet_net.trainable_variables and not student.ema_jet_net.trainable_variables
+
+    # Same weight-file layout as a plain FPCDModel: no teacher inside, loadable by load_trained_model.
+    def datasets(path):
+        names = []
+        with h5py.File(path) as handle:
+            handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        return sorted(names)
+
+    student.save_weights(tmp_path / "student.weights.h5")
+    teacher.save_weights(tmp_path / "teacher.weights.h5")
+    assert datasets(tmp_path / "student.weights.h5") == datasets(tmp_path / "teacher.weights.h5")
+
+    # train_step / test_step go through the distillation loss (a refactor of FPCDModel must not bypass it).
+    calls = []
+    original = DistillationModel._diffusion_losses
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("use_ema"))
+        return original(self, *args, **kwargs)
+
+    assert hasattr(FPCDModel, "_diffusion_losses")
+    student._diffusion_losses = spy.__get__(student)
+    student.compile(optimizer=make_optimizer(cfg, steps_per_epoch=10))
+    batch = {
+        "particles": tf.zeros([3, 30, 3]),
+        "jets": tf.zeros([3, 4]),
+        "class_onehot": tf.one_hot([2, 3, 2], 5),
+        "mask": tf.ones([3, 30, 1]),
+    }
+    assert np.isfinite(float(student.train_step(batch)["loss"]))
+    assert np.isfinite(float(student.test_step(batch)["loss"]))
+    assert calls == [False, True]
+
+
+def test_resume_in_the_middle_of_a_stage_matches_the_uninterrupted_chain(
+    base_run, chain, tmp_path, monkeypatch
+):
+    run = tmp_path / "copy"
+    shutil.copytree(base_run, run, ignore=shutil.ignore_patterns("distill"))
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_die(stage, model, state, epoch):
+        path = real_save(stage, model, state, epoch)
+        if stage.path.name == "steps-002" and epoch == 0:
+            raise KeyboardInterrupt("simulated kill after the first epoch of the 2-step stage")
+        return path
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        distill_chain(run, until=1, epochs_per_stage=EPOCHS, verbose=0)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    assert RunDirectory(stage_dir(run, 2)).latest_checkpoint().name == "epoch-0000"
+    assert not stage_dir(run, 1).exists()
+    with pytest.raises(ValueError, match="not finished .epoch 1 of 2"):
+        resolve_run_for_steps(run, 2)
+    finished_first = (stage_dir(run, 4) / "history.csv").stat().st_mtime_ns
+    (epoch_zero,) = RunDirectory(stage_dir(run, 2)).read_history()
+
+    distill_chain(run, until=1, verbose=0)  # the same command again: start and epochs from chain.json
+    assert (stage_dir(run, 4) / "history.csv").stat().st_mtime_ns == finished_first  # not retrained
+    for num_steps in (2, 1):
+        resumed = RunDirectory(stage_dir(run, num_steps))
+        straight = RunDirectory(stage_dir(base_run, num_steps))
+        assert [r["epoch"] for r in resumed.read_history()] == [0.0, 1.0]
+        if num_steps == 2:  # epoch 0 was kept, not trained again (its wall time would differ)
+            assert resumed.read_history()[0] == epoch_zero
+        pairs = zip(
+            network_weights(resumed.latest_checkpoint() / "model.weights.h5"),
+            network_weights(straight.latest_checkpoint() / "model.weights.h5"),
+            strict=True,
+        )
+        for a, b in pairs:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    with pytest.raises(DistillationSetupError, match="start steps 8, not 16"):
+        distill_chain(run, until=1, start_steps=16, verbose=0)
+    with pytest.raises(DistillationSetupError, match="power of two"):
+        distill_chain(tmp_path / "copy", until=3, verbose=0)
+
+
+def test_resolve_run_for_steps_picks_the_stage_or_names_the_available_ones(base_run, chain):
+    for num_steps in STAGES:
+        assert resolve_run_for_steps(base_run, num_steps) == stage_dir(base_run, num_steps)
+    for num_steps in (None, 8, 16):
+        assert resolve_run_for_steps(base_run, num_steps) == base_run
+    with pytest.raises(
+        ValueError, match=r"no distilled model for 3 steps. Available steps: 8 or more .*, 4, 2, 1"
+    ):
+        resolve_run_for_steps(base_run, 3)
+    assert resolve_run_for_steps(stage_dir(base_run, 2), 2) == stage_dir(base_run, 2)
+    with pytest.raises(ValueError, match="distilled to sample in 2 steps, not 4"):
+        resolve_run_for_steps(stage_dir(base_run, 2), 4)
+
+
+def sample_cli(run: Path, steps: int, out: Path) -> subprocess.CompletedProcess:
+    args = ["--run", str(run), "--steps", str(steps), "--jets-per-class", "6", "--classes", "t"]
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "sample.py"),
+            *args,
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_sample_cli_steps_picks_the_distilled_stage(base_run, chain, tmp_path):
+    result = sample_cli(base_run, 2, tmp_path / "two")
+    assert result.returncode == 0, result.stderr
+    particles, jets = read_jetnet_file(tmp_path / "two" / "t.hdf5", expected_particles=30)
+    expected = {}
+    for run in (stage_dir(base_run, 2), base_run):
+        model, preprocessor, cfg = load_trained_model(run)
+        expected[run] = generate_jets(model, preprocessor, cfg, 6, ["t"], num_steps=2, seed=3)["t"]
+    np.testing.assert_allclose(particles, expected[stage_dir(base_run, 2)][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jets, expected[stage_dir(base_run, 2)][1], rtol=1e-5, atol=1e-3)
+    assert not np.allclose(jets, expected[base_run][1], rtol=1e-5, atol=1e-3)  # the base model differs
+
+    missing = sample_cli(base_run, 3, tmp_path / "three")
+    assert missing.returncode == 2
+    assert "no distilled model for 3 steps" in missing.stderr and "4, 2, 1" in missing.stderr
