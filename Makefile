@@ -7,6 +7,8 @@ PIP := $(PY) -m pip
 # Prefer wheels everywhere: pythia8mc and friends otherwise compile for a long time.
 PIP_INSTALL := $(PIP) install --prefer-binary --constraint constraints.txt
 DEMO_RUN ?= runs/quick
+# TensorFlow's C++ start-up chatter hides the output that matters.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install demo test lint
 
