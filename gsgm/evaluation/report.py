@@ -1,0 +1,230 @@
+"""Run every metric over a :class:`~gsgm.evaluation.samples.Comparison` and write the report.
+
+``metrics.json`` (format ``gsgm.evaluation``, version 1)::
+
+    {
+      "format": "gsgm.evaluation", "version": 1, "created": ISO time, "seconds": wall time,
+      "truth": {"dir", "split", "recentred": true}, "num_particles": 30 | 150,
+      "models": [{"label", "dir"}, ...],
+      "settings": {"jets_per_class" (requested), "bootstrap", "cov_mmd_batches", "cov_mmd_jets", "seed"},
+      "metrics": {key: {"label", "table", "scale", "unit", "higher_is_better"}},
+      "fpnd": {"available": bool, "reason": str},
+      "classes": {
+        "g": {"jets_per_sample": n, "truth_jets_in_split": N,
+              "floor":  {key: {"mean", "std"[, "available": false, "reason"][, "components"]}},
+              "models": {label: {key: {...}}}},
+        ...
+      },
+      "notes": [str, ...], "timing_s": {key: seconds summed over classes and comparisons}
+    }
+
+``metrics.md`` lays the same numbers out like the paper's Table I (particle level) and Table II (jet
+level): one row per model and class, the truth-vs-truth floor as the first row of each class.
+Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gsgm.data.jetnet_format import CLASS_NAMES
+from gsgm.evaluation.jetnet_compat import fpnd_status
+from gsgm.evaluation.metrics import (
+    METRICS,
+    EvaluationConfig,
+    FeatureCache,
+    MetricSpec,
+    evaluate_pair,
+    results_to_dict,
+)
+from gsgm.evaluation.samples import Comparison
+from gsgm.utils.atomic import write_json_atomic, write_text_atomic
+
+REPORT_FORMAT = "gsgm.evaluation"
+REPORT_VERSION = 1
+FLOOR_LABEL = "truth vs truth (floor)"
+JSON_NAME = "metrics.json"
+MARKDOWN_NAME = "metrics.md"
+
+
+def evaluate_comparison(
+    comparison: Comparison, config: EvaluationConfig, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Compute the floor and every model's metrics for every class; return the ``metrics.json`` payload.
+
+    Args:
+        comparison: samples from :func:`gsgm.evaluation.samples.load_comparison`.
+        config: resampling and metric selection (``config.jets_per_class`` is only recorded here; the
+            sample sizes were fixed when the comparison was loaded).
+        log: called with one progress line per comparison (e.g. ``print``).
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    classes: dict[str, Any] = {}
+    for jet_class, samples in comparison.classes.items():
+        class_start = time.perf_counter()
+        cache = FeatureCache()  # per class: truth half A's EFPs serve the floor and every model
+        floor = evaluate_pair(samples.truth, samples.truth_floor, jet_class, config, cache, timings)
+        models = {
+            label: results_to_dict(evaluate_pair(samples.truth, gen, jet_class, config, cache, timings))
+            for label, gen in samples.generated.items()
+        }
+        classes[jet_class] = {
+            "jets_per_sample": samples.n,
+            "truth_jets_in_split": samples.truth_available,
+            "floor": results_to_dict(floor),
+            "models": models,
+            "seconds": time.perf_counter() - class_start,
+        }
+        if log:
+            log(
+                f"class {jet_class}: {samples.n} vs {samples.n} jets, floor + {len(models)} model(s) "
+                f"in {time.perf_counter() - class_start:.1f} s"
+            )
+    available, reason = fpnd_status()
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": time.perf_counter() - started,
+        "truth": {"dir": comparison.truth_dir, "split": comparison.truth_split, "recentred": True},
+        "num_particles": comparison.num_particles,
+        "models": [{"label": label, "dir": path} for label, path in comparison.models],
+        "settings": {
+            "jets_per_class": config.jets_per_class,
+            "bootstrap": config.bootstrap,
+            "cov_mmd_batches": config.cov_mmd_batches,
+            "cov_mmd_jets": config.cov_mmd_jets,
+            "seed": config.seed,
+        },
+        "metrics": {
+            spec.key: {
+                "label": spec.label,
+                "table": spec.table,
+                "scale": spec.scale,
+                "unit": spec.unit,
+                "higher_is_better": spec.higher_is_better,
+            }
+            for spec in METRICS
+            if spec.key in config.metrics
+        },
+        "fpnd": {"available": available, "reason": reason},
+        "classes": classes,
+        "notes": list(comparison.notes),
+        "timing_s": timings,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------------
+
+
+def format_value(mean: float | None, std: float | None, scale: float = 1.0) -> str:
+    """``mean ± std`` divided by ``scale``, rounded to the precision of the uncertainty.
+
+    The uncertainty keeps one significant digit, two when it starts with 1 or 2 (so 0.08 and 0.15 stay
+    0.08 and 0.15). Without an uncertainty the value gets 3 significant digits; None gives "n/a".
+    """
+    if mean is None:
+        return "n/a"
+    value = mean / scale
+    if std is None or not math.isfinite(std) or std <= 0:
+        return f"{value:.3g}"
+    err = std / scale
+    exponent = math.floor(math.log10(err))
+    leading = int(err / 10**exponent)
+    decimals = max(0, -exponent + (1 if leading < 3 else 0))
+    return f"{value:.{decimals}f} ± {err:.{decimals}f}"
+
+
+def _header(spec: MetricSpec) -> str:
+    label = spec.label + (" ↑" if spec.higher_is_better else "")
+    if spec.unit:
+        label += f" [{spec.unit}]"
+    if spec.scale != 1.0:
+        label += f" (×10^{round(math.log10(spec.scale))})"
+    return label
+
+
+def _cell(entry: Mapping[str, Any] | None, spec: MetricSpec, footnotes: dict[str, int]) -> str:
+    if entry is None:
+        return "-"
+    if entry.get("available", True) is False:
+        reason = str(entry.get("reason", "not available"))
+        number = footnotes.setdefault(reason, len(footnotes) + 1)
+        return f"n/a [{number}]"
+    return format_value(entry["mean"], entry["std"], spec.scale)
+
+
+def _table(report: Mapping[str, Any], table: str, footnotes: dict[str, int]) -> list[str]:
+    # Orders come from METRICS and the models list: metrics.json is written with sorted keys.
+    specs = [s for s in METRICS if s.key in report["metrics"] and s.table == table]
+    labels = [model["label"] for model in report["models"]]
+    if not specs:
+        return []
+    lines = [
+        "| Class | Model | " + " | ".join(_header(s) for s in specs) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in specs) + " |",
+    ]
+    for jet_class, entry in report["classes"].items():
+        rows = [(FLOOR_LABEL, entry["floor"]), *((label, entry["models"][label]) for label in labels)]
+        for index, (label, values) in enumerate(rows):
+            name = (
+                f"{CLASS_NAMES.get(jet_class, jet_class)} ({entry['jets_per_sample']})" if index == 0 else ""
+            )
+            cells = [_cell(values.get(s.key), s, footnotes) for s in specs]
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def format_markdown(report: Mapping[str, Any]) -> str:
+    """The report as Markdown: settings, Table I-like and Table II-like tables, footnotes, notes."""
+    settings = report["settings"]
+    models = ", ".join(f"{m['label']} (`{m['dir']}`)" for m in report["models"])
+    truth = report["truth"]
+    lines = [
+        "# Evaluation",
+        "",
+        f"- Generated: {models}",
+        f"- Truth: `{truth['dir']}`, split `{truth['split']}`; both sides recentred "
+        "(`gsgm.data.preprocessing.recenter_particles`).",
+        f"- {report['num_particles']} particles; n jets per sample per class in the class column "
+        f"(requested {settings['jets_per_class']}); {settings['bootstrap']} bootstrap resamples for the W1s, "
+        f"COV/MMD over {settings['cov_mmd_batches']} batches of {settings['cov_mmd_jets']} jets; "
+        f"seed {settings['seed']}.",
+        f"- **{FLOOR_LABEL}**: the same metrics between two disjoint truth samples of n jets, the value a "
+        "perfect generator reaches with this many jets. Values are mean ± std over resamples.",
+        "- Lower is better except COV (↑). FPND compares with jetnet's stored JetNet statistics, not "
+        "with this truth sample.",
+        "",
+    ]
+    footnotes: dict[str, int] = {}
+    particle = _table(report, "particle", footnotes)
+    if particle:
+        lines += ["## Particle-level metrics (layout of paper Table I)", "", *particle, ""]
+    jet = _table(report, "jet", footnotes)
+    if jet:
+        lines += ["## Jet-level metrics (layout of paper Table II)", "", *jet, ""]
+    if footnotes:
+        lines += [f"[{number}] {reason}  " for reason, number in footnotes.items()]
+        lines.append("")
+    if report.get("notes"):
+        lines += ["Notes:", "", *(f"- {note}" for note in report["notes"]), ""]
+    lines.append(f"Evaluation time: {report['seconds']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``metrics.json`` and ``metrics.md`` into ``out_dir`` (each atomically); return their paths."""
+    out = Path(out_dir)
+    json_path, md_path = out / JSON_NAME, out / MARKDOWN_NAME
+    write_json_atomic(json_path, report)
+    write_text_atomic(md_path, format_markdown(report))
+    return json_path, md_path

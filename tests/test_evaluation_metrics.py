@@ -1,0 +1,222 @@
+"""gsgm.evaluation.metrics on the shipped Pythia sample: floors, shifted samples, uncertainties, FPND.
+
+Every W1 here is resampled with replacement (jetnet's procedure), so even a sample compared with itself
+gives the resampling noise, at the level of the truth-vs-truth floor, not exactly 0; FPD and KPD are
+built to vanish for identical distributions and do. "Exceeds the floor by a clear margin" means: more
+than 3 combined standard deviations (2 for W1EFP; for KPD, whose error is coarse, far outside the
+floor's spread) and several times the floor's value.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from gsgm.data.jetnet_format import JET_CLASSES
+from gsgm.data.preprocessing import recenter_particles
+from gsgm.evaluation import jetnet_compat
+from gsgm.evaluation import metrics as M
+from gsgm.evaluation.report import format_value
+
+N = 400  # jets per sample: seconds per metric, yet floors well below the shifts tested
+
+
+@pytest.fixture(scope="module")
+def tops(real_jets30):
+    """Recentred top jets of the shipped sample: (particles [2000, 30, 4], jets [2000, 4])."""
+    select = real_jets30.labels == JET_CLASSES.index("t")
+    return recenter_particles(real_jets30.particles[select]), real_jets30.jets[select]
+
+
+@pytest.fixture(scope="module")
+def halves(tops):
+    """Two disjoint truth samples of N top jets: A (reference) and B (floor)."""
+    particles, jets = tops
+    return particles[:N], particles[N : 2 * N], jets[:N], jets[N : 2 * N]
+
+
+def widened(particles: np.ndarray, factor: float) -> np.ndarray:
+    """Scale eta_rel and phi_rel: the jet mass grows about in proportion (and the particle spread)."""
+    out = particles.copy()
+    out[..., :2] *= factor
+    return out
+
+
+def assert_clearly_above(
+    shifted: M.MetricValue, floor: M.MetricValue, sigmas: float = 3.0, ratio: float = 3.0
+):
+    combined = math.hypot(shifted.std or 0.0, floor.std or 0.0)
+    assert shifted.mean > floor.mean + sigmas * combined, (shifted, floor)
+    assert shifted.mean > ratio * abs(floor.mean), (shifted, floor)
+
+
+@pytest.fixture(scope="module")
+def floors(halves):
+    a, b, _, _ = halves
+    return {"w1m": M.w1m(a, b, N), "w1p": M.w1p(a, b, N), "w1efp": M.w1efp(a, b, N, efp_jobs=1)}
+
+
+def test_self_comparison_is_only_resampling_noise(halves, floors):
+    a, _, _, _ = halves
+    for key, fn in (("w1m", M.w1m), ("w1p", M.w1p)):
+        self_value = fn(a, a, N)
+        # Two resamples of one sample differ about as much as two samples do; never more.
+        assert self_value.mean < floors[key].mean + 2 * floors[key].std, key
+
+
+def test_fpd_kpd_of_a_sample_with_itself_vanish(halves):
+    features = M.fpd_kpd_features(halves[0], efp_jobs=1)
+    fpd, kpd = M.fpd(features, features), M.kpd(features, features)
+    # Both remove the finite-sample bias (1/N extrapolation, unbiased MMD): zero within uncertainty.
+    assert abs(fpd.mean) < 2 * fpd.std
+    assert abs(kpd.mean) < 2 * kpd.std
+
+
+def test_wider_jets_exceed_the_floor(halves, floors):
+    a, b, _, _ = halves
+    shifted = widened(b, 1.3)  # jet mass about 30 % larger
+    assert_clearly_above(M.w1m(a, shifted, N), floors["w1m"])
+    assert_clearly_above(M.w1p(a, shifted, N), floors["w1p"])
+    assert_clearly_above(M.w1efp(a, shifted, N, efp_jobs=1), floors["w1efp"], sigmas=2.0)
+    fa, fb, fs = (M.fpd_kpd_features(x, efp_jobs=1) for x in (a, b, shifted))
+    assert_clearly_above(M.fpd(fa, fs), M.fpd(fa, fb))
+    # KPD's error (half the 16-84 % range of its 10 batches) is wide for a shifted sample, whose batch
+    # values scatter a lot: ask that it lies far outside the floor's spread, and 100x above it.
+    kpd, kpd_floor = M.kpd(fa, fs), M.kpd(fa, fb)
+    assert kpd.mean > kpd_floor.mean + 10 * kpd_floor.std and kpd.mean > 100 * abs(kpd_floor.mean)
+
+
+def test_harder_particles_exceed_the_floor(halves, floors):
+    a, b, _, _ = halves
+    harder = b.copy()
+    harder[..., 2] *= 1.1  # every pt_rel 10 % larger (mass relative to the jet pT too)
+    w1p = M.w1p(a, harder, N)
+    assert w1p.components["pt_rel"] > 3 * floors["w1p"].components["pt_rel"]
+    # eta_rel and phi_rel are untouched, and so are their W1s (same resamples: same seed).
+    assert w1p.components["eta_rel"] == pytest.approx(floors["w1p"].components["eta_rel"])
+    assert_clearly_above(M.w1m(a, harder, N), floors["w1m"])
+
+
+def test_jet_level_shifts_exceed_the_floor(halves):
+    _, _, ja, jb = halves
+    for key, column, change in (("w1_jet_mass", 2, 1.1), ("w1_jet_pt", 0, 1.03)):
+        shifted = jb.copy()
+        shifted[:, column] *= change
+        assert_clearly_above(M.jet_w1(ja, shifted, key, N), M.jet_w1(ja, jb, key, N))
+
+
+def test_identical_jet_features_give_zero(halves):
+    _, _, ja, _ = halves
+    # Top jets with 30 particles all have 30: every resample of either side is the same number.
+    assert M.jet_w1(ja, ja, "w1_jet_n", N) == M.MetricValue(0.0, 0.0)
+
+
+def test_mode_collapse_is_caught_by_coverage_and_mmd(halves):
+    a, b, _, _ = halves
+    cov_floor, mmd_floor = M.cov_mmd(a, b, num_eval_samples=30, num_batches=4)
+    collapsed = np.repeat(b[:1], N, axis=0)  # one jet, N times
+    cov, mmd = M.cov_mmd(a, collapsed, num_eval_samples=30, num_batches=4)
+    assert cov.mean == pytest.approx(1 / 30)  # every truth jet matches the same generated jet
+    assert cov_floor.mean > 0.4
+    assert_clearly_above(mmd, mmd_floor, ratio=1.3)
+
+
+def test_uncertainties_shrink_with_more_jets(tops):
+    particles, jets = tops
+    small, large = 150, 1000
+    w1m_small = M.w1m(particles[:small], particles[small : 2 * small], small, num_batches=20)
+    w1m_large = M.w1m(particles[:large], particles[large:], large, num_batches=20)
+    mass_small = M.jet_w1(jets[:small], jets[small : 2 * small], "w1_jet_mass", small, num_batches=20)
+    mass_large = M.jet_w1(jets[:large], jets[large:], "w1_jet_mass", large, num_batches=20)
+    # Expected ratio sqrt(150 / 1000) = 0.39.
+    assert w1m_large.std < 0.7 * w1m_small.std
+    assert mass_large.std < 0.7 * mass_small.std
+    # The finite-sample floor itself shrinks too.
+    assert w1m_large.mean < w1m_small.mean and mass_large.mean < mass_small.mean
+
+
+def test_seeded_and_jetnet_generator_restored(halves):
+    from jetnet.evaluation import gen_metrics
+
+    a, b, _, _ = halves
+    before = gen_metrics.rng
+    assert M.w1p(a, b, N, seed=3) == M.w1p(a, b, N, seed=3)
+    assert M.w1p(a, b, N, seed=3) != M.w1p(a, b, N, seed=4)
+    assert gen_metrics.rng is before
+
+
+def test_mismatched_inputs_are_errors(halves, real_jets150):
+    a, _, ja, _ = halves
+    with pytest.raises(ValueError, match="particle counts differ"):
+        M.w1m(a, real_jets150.particles[:N], N)
+    with pytest.raises(ValueError, match=r"\[N, P, 4\]"):
+        M.w1p(a[..., :3], a, N)
+    with pytest.raises(ValueError, match=r"\[N, 4\]"):
+        M.jet_w1(ja, ja[:, :3], "w1_jet_pt", N)
+    negative = a.copy()
+    negative[0, 0, 2] = -0.1
+    with pytest.raises(ValueError, match="pt_rel < 0"):
+        M.cov_mmd(a, negative, 10, 1)
+    with pytest.raises(ValueError, match="unknown metric"):
+        M.EvaluationConfig(metrics=("w1m", "fid"))
+
+
+# --------------------------------------------------------------------------------------------------
+# FPND: an optional extra, reported as not available / not defined, never as a number it is not
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch_cluster") is not None, reason="torch_cluster is installed here"
+)
+def test_fpnd_reports_not_available_without_torch_cluster(halves):
+    value = M.fpnd(halves[0], "t")
+    assert value.mean is None and value.std is None and not value.available
+    assert value.reason.startswith("not available:")
+    assert "torch_geometric" in value.reason or "torch_cluster" in value.reason
+    assert value.to_dict() == {"mean": None, "std": None, "available": False, "reason": value.reason}
+
+
+def test_fpnd_reason_when_the_extra_is_missing(halves, monkeypatch):
+    monkeypatch.setattr(M, "fpnd_status", lambda: (False, "torch_cluster is not installed (test)"))
+    value = M.fpnd(halves[0], "g")
+    assert value.reason == "not available: torch_cluster is not installed (test)"
+
+
+def test_fpnd_not_defined_outside_g_q_t_30(halves, real_jets150):
+    assert M.fpnd(halves[0], "w").reason.startswith("not defined: FPND is defined for classes g, q, t")
+    assert M.fpnd(real_jets150.particles[:10], "g").reason.startswith("not defined: FPND is defined for 30")
+
+
+def test_fpnd_status_names_the_missing_module(monkeypatch):
+    present = {"torch_geometric"}
+    monkeypatch.setattr(
+        jetnet_compat.importlib.util, "find_spec", lambda name: object() if name in present else None
+    )
+    available, reason = jetnet_compat.fpnd_status()
+    assert not available and reason.startswith("torch_cluster is not installed")
+    present.add("torch_cluster")
+    assert jetnet_compat.fpnd_status() == (True, "")
+
+
+# It works when torch_geometric and torch_cluster are present (jetnet's ParticleNet on CPU); that path
+# is not tested here: torch-cluster compiles from source for about 6.5 minutes, beyond CI's budget.
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "scale", "text"),
+    [
+        (0.36e-3, 0.08e-3, 1e-3, "0.36 ± 0.08"),
+        (1.25e-5, 0.19e-5, 1e-5, "1.25 ± 0.19"),
+        (1.5, 0.5, 1.0, "1.5 ± 0.5"),
+        (23.4, 11.2, 1.0, "23 ± 11"),
+        (0.0712, None, 1.0, "0.0712"),
+        (None, None, 1.0, "n/a"),
+        (0.0, 0.0, 1.0, "0"),
+    ],
+)
+def test_format_value(mean, std, scale, text):
+    assert format_value(mean, std, scale) == text
