@@ -28,7 +28,13 @@ class FPCDModel(keras.Model):
     run resumed from a checkpoint draws exactly the numbers the uninterrupted run would have drawn.
     EMA copies of both networks (``ema_jet_net``, ``ema_particle_net``) are updated after every step;
     validation and sampling use them.
+
+    Data-parallel training: ``distributed`` (a :class:`gsgm.training.distributed.Distributed`, set by
+    ``fit_epochs``) averages the gradients over ranks in :meth:`transform_gradients`, and each rank
+    draws its own noise (stream counter ``counter * size + rank``; unchanged on one process).
     """
+
+    distributed = None
 
     def __init__(
         self,
@@ -133,7 +139,11 @@ class FPCDModel(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss_jet, loss_particle = self._diffusion_losses(
-                data, stream=0, counter=self.optimizer.iterations, use_ema=False, training=True
+                data,
+                stream=0,
+                counter=self._replica_counter(self.optimizer.iterations),
+                use_ema=False,
+                training=True,
             )
             loss = loss_jet + loss_particle
         variables = self.optimized_variables
@@ -145,12 +155,21 @@ class FPCDModel(keras.Model):
         return self._record(loss_jet, loss_particle)
 
     def transform_gradients(self, gradients):
-        """Hook for distributed training (e.g. a Horovod allreduce); identity on one process."""
-        return gradients
+        """Hook for distributed training (a Horovod allreduce); identity on one process."""
+        if self.distributed is None:
+            return gradients
+        return self.distributed.average_gradients(gradients)
+
+    def _replica_counter(self, counter):
+        """Noise-stream counter of this rank: ranks draw independent noise for their different jets."""
+        if self.distributed is None or self.distributed.size == 1:
+            return counter
+        size, rank = self.distributed.size, self.distributed.rank
+        return tf.cast(counter, tf.int64) * size + rank
 
     def test_step(self, data):
         loss_jet, loss_particle = self._diffusion_losses(
-            data, stream=1, counter=self.eval_counter, use_ema=True, training=False
+            data, stream=1, counter=self._replica_counter(self.eval_counter), use_ema=True, training=False
         )
         self.eval_counter.assign_add(1)
         return self._record(loss_jet, loss_particle)
