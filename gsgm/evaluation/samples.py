@@ -134,6 +134,13 @@ def resolve_layout(
         counts = [num_particles] if num_particles else list(PARTICLE_COUNTS)
         found = {p: _classes_present(first_dir, p) for p in counts}
         count = next((p for p in counts if found[p]), None)
+        if count is None and num_particles:
+            other = [p for p in PARTICLE_COUNTS if p != num_particles and _classes_present(first_dir, p)]
+            if other:
+                raise ValueError(
+                    f"mismatched particle counts: generated '{first_label}' ({first_dir}) has no "
+                    f"{num_particles}-particle files, only {other[0]}-particle ones ({_describe(first_dir)})"
+                )
         if count is None:
             raise FileNotFoundError(
                 f"generated '{first_label}' ({first_dir}) has no JetNet class files ({_describe(first_dir)})"
@@ -143,6 +150,13 @@ def resolve_layout(
     if num_particles is None:
         per_dir = {role: _counts_present(directory, classes) for role, directory in directories}
         common = [p for p in PARTICLE_COUNTS if all(p in counts for counts in per_dir.values())]
+        if not common and not all(per_dir.values()):
+            # Some directory lacks a class whatever the count: take the count with the most files, and
+            # let the check below name the first missing one.
+            def files_at(p: int) -> int:
+                return sum((d / class_file_name(c, p)).is_file() for _, d in directories for c in classes)
+
+            common = [max(PARTICLE_COUNTS, key=files_at)]
         if not common:
             described = "; ".join(f"{role}: {counts or 'none'}" for role, counts in per_dir.items())
             raise ValueError(
