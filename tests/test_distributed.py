@@ -90,6 +90,60 @@ def test_missing_horovod_says_how_to_install_it(no_launcher, monkeypatch):
         init_distributed("auto")
 
 
+class _FakeHorovod:
+    """Stands in for horovod.tensorflow: a job of ``size`` ranks as seen by rank 1."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self.initialised = False
+
+    def init(self):
+        self.initialised = True
+
+    def size(self):
+        return self._size
+
+    def rank(self):
+        return 1
+
+    def local_rank(self):
+        return 1
+
+    def gloo_built(self):
+        return True
+
+    def mpi_built(self):
+        return False
+
+
+def install_fake_horovod(monkeypatch, size: int) -> _FakeHorovod:
+    fake = _FakeHorovod(size)
+    package = type(sys)("horovod")
+    package.tensorflow = fake
+    monkeypatch.setitem(sys.modules, "horovod", package)
+    monkeypatch.setitem(sys.modules, "horovod.tensorflow", fake)
+    return fake
+
+
+def test_horovod_is_initialised_for_a_multi_process_launch(no_launcher, monkeypatch):
+    fake = install_fake_horovod(monkeypatch, size=4)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    dist = init_distributed()
+    assert fake.initialised and dist.backend == "horovod"
+    assert (dist.rank, dist.size, dist.local_rank, dist.is_chief) == (1, 4, 1, False)
+    assert not init_distributed(average_gradients=False).average
+
+
+def test_horovod_that_does_not_see_the_other_processes_is_refused(no_launcher, monkeypatch):
+    # srun started 4 processes, but a gloo-only Horovod without horovodrun sees one rank each.
+    install_fake_horovod(monkeypatch, size=1)
+    monkeypatch.setenv("PMI_SIZE", "4")
+    with pytest.raises(
+        DistributedSetupError, match=r"started 4 processes but Horovod sees 1.*HOROVOD_WITH_MPI"
+    ):
+        init_distributed()
+
+
 def test_unknown_mode_is_rejected(no_launcher):
     with pytest.raises(DistributedSetupError, match="auto"):
         init_distributed("mpi")

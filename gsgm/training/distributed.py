@@ -312,5 +312,13 @@ def init_distributed(mode: str | None = None, *, average_gradients: bool = True)
         reason = f"launched as {world} processes" if mode == "auto" else "Horovod requested"
         raise DistributedSetupError(f"{reason}, but: {hint} (import error: {err})") from None
     hvd.init()
+    if world > 1 and hvd.size() != world:
+        # e.g. srun started the processes but Horovod was built without MPI: each process would then
+        # be a one-rank Horovod job training alone.
+        raise DistributedSetupError(
+            f"the launcher started {world} processes but Horovod sees {hvd.size()} (gloo={hvd.gloo_built()}, "
+            f"mpi={hvd.mpi_built()}): launch with horovodrun, or for srun/mpirun build Horovod with MPI "
+            "(HOROVOD_BUILD=gpu or HOROVOD_WITH_MPI=1 scripts/install_horovod.sh)"
+        )
     _pin_gpu(hvd.local_rank())
     return HorovodDistributed(hvd, average=average_gradients)
