@@ -28,6 +28,7 @@ run's config.json.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -326,7 +327,7 @@ class ImagesConfig:
         return present[0]
 
     def for_model(self, model: str, source: str = "<config>") -> ImagesConfig:
-        """Copy that keeps only the ``model`` section (what a run directory stores)."""
+        """Deep copy that keeps only the ``model`` section (what a run directory stores)."""
         if model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {model!r}")
         if getattr(self, model) is None:
@@ -334,7 +335,7 @@ class ImagesConfig:
                 source, model, f"is null; --model {model} needs a config with a {model} section"
             )
         other = "consistency" if model == "score" else "score"
-        return dataclasses.replace(self, **{other: None})
+        return dataclasses.replace(copy.deepcopy(self), **{other: None})
 
 
 _SECTIONS = {"score": ScoreConfig, "consistency": ConsistencyConfig}

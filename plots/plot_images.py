@@ -46,20 +46,23 @@ def main() -> int:
     from gsgm.training.image_training import read_images_file
 
     samples = {}
+    num_particles, max_r = 30, 0.4
     for name, path in samples_files.items():
-        images, labels, _ = read_images_file(path)
+        images, labels, attributes = read_images_file(path)
         samples[name] = (images, labels)
+        num_particles = int(attributes.get("num_particles", num_particles))
+        max_r = float(attributes.get("max_r", max_r))
     present = sorted({int(c) for _, labels in samples.values() for c in set(labels.tolist())}) or range(5)
     classes = [JET_CLASSES[i] for i in present]
-    truth = load_jet_images(args.data, classes, split=args.split)
+    truth = load_jet_images(args.data, classes, num_particles, args.split, max_r=max_r)
     out = Path(args.out)
     written = [out / "images_truth.png"]
-    plot_class_images(*truth, written[-1], per_class=1, title="truth")
+    plot_class_images(*truth, written[-1], per_class=1, title="truth", max_r=max_r)
     for name, (images, labels) in samples.items():
         written.append(out / f"images_{name}.png")
-        plot_class_images(images, labels, written[-1], per_class=args.per_class, title=name)
+        plot_class_images(images, labels, written[-1], per_class=args.per_class, title=name, max_r=max_r)
     written.append(out / "mass_over_pt.png")
-    plot_mass_histograms(truth, samples, written[-1])
+    plot_mass_histograms(truth, samples, written[-1], max_r=max_r)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

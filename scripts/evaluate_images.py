@@ -66,27 +66,37 @@ def main() -> int:
     from gsgm.training.image_training import read_images_file
 
     samples = {}
-    max_r = None
+    geometry = None  # (max_r, num_particles, num_pixels): the truth images are made to match
     for name, files in sources.items():
         runs = []
         for path in files:
             images, labels, attributes = read_images_file(path)
-            if max_r is not None and attributes.get("max_r", max_r) != max_r:
-                raise ValueError(f"{path} covers max_r={attributes['max_r']}, other files {max_r}")
-            max_r = attributes.get("max_r", max_r)
+            mine = (
+                float(attributes.get("max_r", 0.4)),
+                int(attributes.get("num_particles", 30)),
+                images.shape[1],
+            )
+            if geometry is not None and mine != geometry:
+                raise ValueError(
+                    f"{path} has (max_r, num_particles, pixels) = {mine}, other files {geometry}"
+                )
+            geometry = mine
             runs.append((images, labels))
         samples[name] = runs
-    max_r = 0.4 if max_r is None else float(max_r)
-    num_pixels = samples[next(iter(samples))][0][0].shape[1]
+    max_r, num_particles, num_pixels = geometry
     present = sorted(
         {int(c) for runs in samples.values() for _, labels in runs for c in set(labels.tolist())}
     )
     classes = [JET_CLASSES[i] for i in present]
-    truth = load_jet_images(args.data, classes, split=args.split, num_pixels=num_pixels, max_r=max_r)
+
+    def truth_images(split: str):
+        return load_jet_images(args.data, classes, num_particles, split, num_pixels=num_pixels, max_r=max_r)
+
+    truth = truth_images(args.split)
     reference = None
     if not args.no_reference:
         other = "valid" if args.split != "valid" else "test"
-        reference = load_jet_images(args.data, classes, split=other, num_pixels=num_pixels, max_r=max_r)
+        reference = truth_images(other)
     weights = args.classifier or CLASSIFIER_WEIGHTS
     classifier = load_image_classifier(weights)
     report = evaluate(truth, samples, classifier, reference=reference, max_r=max_r, sources=sources)

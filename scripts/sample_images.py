@@ -78,6 +78,7 @@ def main() -> int:
             "seed": args.seed,
             "pixel_threshold": cfg.sampling.pixel_threshold,
             "max_r": cfg.data.max_r,
+            "num_particles": cfg.data.num_particles,
             "versions": package_versions(),
         },
     )

@@ -84,6 +84,8 @@ def test_model_sections_and_resolution(tmp_path):
         _ = cfg.model
     score_cfg = cfg.for_model("score")
     assert score_cfg.model == "score" and score_cfg.consistency is None
+    score_cfg.training.epochs = 1  # a copy: the original is untouched
+    assert cfg.training.epochs == 10
     with pytest.raises(ConfigError, match="--model score"):
         load_images_config(CONFIGS / "images_consistency.json").for_model("score")
     resolved = resolve_from_data(score_cfg, STATS)
