@@ -68,7 +68,7 @@ if os.environ["HVD_WANT_BUILD"] == "gpu" and not hvd.nccl_built():
     problems.append("NCCL not built in")
 if problems:
     sys.exit("; ".join(problems))
-print(f"horovod {horovod.__version__}: gloo={hvd.gloo_built()} mpi={hvd.mpi_built()} nccl={hvd.nccl_built()}")
+print(f"horovod {horovod.__version__}: gloo={bool(hvd.gloo_built())} mpi={bool(hvd.mpi_built())} nccl={bool(hvd.nccl_built())}")
 EOF
 }
 

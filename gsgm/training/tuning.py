@@ -352,27 +352,28 @@ def run_search(
         raise TrainingSetupError(
             "need max_epochs >= 1, factor >= 2, hyperband_iterations >= 1 and max_trials >= 1 (or None)"
         )
+    tuner_dir = Path(tuner_dir)
+    if dist.is_chief:
+        _check_same_search(
+            tuner_dir / f"{project_name}.search.json",
+            {
+                "base_config": config_to_dict(base),
+                "space": space,
+                "data": str(data),
+                "max_jets_per_class": max_jets_per_class,
+                "max_epochs": max_epochs,
+                "factor": factor,
+                "hyperband_iterations": hyperband_iterations,
+                "num_ranks": dist.size,
+            },
+            overwrite,
+        )
     prepared: TrainingData = load_training_data(base, data, max_jets_per_class)
     hypermodel = _make_hypermodel_class(keras_tuner)(base, space, prepared, dist, max_epochs, verbose)
     if not dist.is_chief:
         hypermodel.follow()
         return None
 
-    tuner_dir = Path(tuner_dir)
-    _check_same_search(
-        tuner_dir / f"{project_name}.search.json",
-        {
-            "base_config": config_to_dict(base),
-            "space": space,
-            "data": str(data),
-            "max_jets_per_class": max_jets_per_class,
-            "max_epochs": max_epochs,
-            "factor": factor,
-            "hyperband_iterations": hyperband_iterations,
-            "num_ranks": dist.size,
-        },
-        overwrite,
-    )
     tuner = keras_tuner.Hyperband(
         hypermodel,
         objective=keras_tuner.Objective(OBJECTIVE, direction="min"),
@@ -386,11 +387,11 @@ def run_search(
     )
     # Hyperband itself takes no trial budget; its oracle honours the base oracle's max_trials.
     tuner.oracle.max_trials = max_trials
-    try:
-        tuner.search(verbose=verbose)
-    finally:
-        if dist.size > 1:
-            dist.broadcast_object({"command": "stop"})
+    tuner.search(verbose=verbose)
+    # Only after a search that ended normally: after a failure, the other ranks may be waiting in
+    # another collective; rank 0 then exits with an error and the launcher stops them.
+    if dist.size > 1:
+        dist.broadcast_object({"command": "stop"})
 
     best_trial = tuner.oracle.get_best_trials(1)[0]
     values = {k: best_trial.hyperparameters.get(k) for k in space}
