@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install demo test lint
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.horovod
 
 $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ $(VENV)/.installed: setup.cfg constraints.txt
 	# import under numpy 2, which TensorFlow 2.21 needs; rebuild it from source against numpy 2.
 	$(PIP) install --no-deps --no-binary wasserstein --no-build-isolation --force-reinstall wasserstein==1.1.0
 	$(PY) -c "import tensorflow, keras, jetnet, pythia8mc, fastjet; print('gsgm environment ready')"
+	touch $@
+
+# Horovod has no wheel that works with TF 2.21: scripts/install_horovod.sh builds it
+# (about 5 minutes on 2 cores; needs cmake and a C++ compiler). HOROVOD_BUILD=gpu for NCCL + MPI.
+$(VENV)/.horovod: $(VENV)/.installed scripts/install_horovod.sh
+	PYTHON=$(PY) scripts/install_horovod.sh
 	touch $@
 
 demo: install
