@@ -138,8 +138,7 @@ def resolve_run_for_steps(run: str | os.PathLike, steps: int | None) -> Path:
                 f"use --steps {distilled['num_steps']}, or pass the base run to pick the stage for {steps}"
             )
         return run
-    stages = _existing_stages(run)
-    complete = {n: p for n, p in stages.items() if stage_is_complete(p)}
+    stages, complete = _existing_stages(run), available_steps(run)
     if steps in complete:
         return complete[steps]
     start = int(chain["start_steps"])
