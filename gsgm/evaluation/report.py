@@ -104,7 +104,11 @@ def evaluate_comparison(
         "version": REPORT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": time.perf_counter() - started,
-        "truth": {"dir": comparison.truth_dir, "split": comparison.truth_split, "recentred": True},
+        "truth": {
+            "dir": comparison.truth_dir,
+            "split": comparison.truth_split,
+            "recentred": comparison.recentred,
+        },
         "num_particles": comparison.num_particles,
         "models": [{"label": label, "dir": path} for label, path in comparison.models],
         "settings": {
@@ -204,8 +208,12 @@ def format_markdown(report: Mapping[str, Any]) -> str:
         "# Evaluation",
         "",
         f"- Generated: {models}",
-        f"- Truth: `{truth['dir']}`, split `{truth['split']}`; both sides recentred "
-        "(`gsgm.data.preprocessing.recenter_particles`).",
+        f"- Truth: `{truth['dir']}`, split `{truth['split']}`; "
+        + (
+            "both sides recentred (`gsgm.data.preprocessing.recenter_particles`)."
+            if truth["recentred"]
+            else "**not recentred**."
+        ),
         f"- {report['num_particles']} particles; n jets per sample per class in the class column "
         f"(requested {settings['jets_per_class']}); {settings['bootstrap']} bootstrap resamples for the W1s, "
         f"COV/MMD over {settings['cov_mmd_batches']} batches of {settings['cov_mmd_jets']} jets; "

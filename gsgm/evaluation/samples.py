@@ -79,6 +79,7 @@ class Comparison:
     models: list[tuple[str, str]]  # (label, directory)
     classes: dict[str, ClassComparison] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    recentred: bool = True
 
 
 def parse_splits(text: str) -> list[str]:
@@ -234,7 +235,11 @@ def load_comparison(
         classes = parse_classes(classes)
     classes, num_particles = resolve_layout(truth_path, gen_paths, classes, num_particles)
     comparison = Comparison(
-        str(truth_dir), ",".join(splits), num_particles, [(label, str(path)) for label, path in gen_dirs]
+        str(truth_dir),
+        ",".join(splits),
+        num_particles,
+        [(label, str(path)) for label, path in gen_dirs],
+        recentred=recenter,
     )
     rng = np.random.default_rng(seed)
     for jet_class in classes:
