@@ -45,7 +45,8 @@ def main() -> int:
     from gsgm.training.sampling import generate_jets
     from gsgm.training.trainer import load_trained_model
 
-    model, preprocessor, cfg = load_trained_model(resolve_run_for_steps(args.run, args.steps))
+    run = resolve_run_for_steps(args.run, args.steps)
+    model, preprocessor, cfg = load_trained_model(run)
     classes = parse_classes(args.classes) if args.classes else list(cfg.data.classes)
     steps = args.steps or cfg.sampling.num_steps
     if steps < 1:
@@ -66,7 +67,7 @@ def main() -> int:
     seconds = time.perf_counter() - started
     attributes = {
         "generator": "gsgm FPCD",
-        "run": str(args.run),
+        "run": str(run),
         "steps": steps,
         "seed": args.seed,
         "versions": str(package_versions()),
