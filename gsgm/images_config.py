@@ -7,8 +7,8 @@ error (:class:`gsgm.config.ConfigError`) names the file and the dotted key. A fi
       "name": "...", "description": "...",
       "data":  {"num_particles": 30, "classes": ["g", "q", "t", "w", "z"], "num_pixels": 25, "max_r": 0.4},
       "noise": {"sigma_min": null, "sigma_max": null, "sigma_data": null},
-      "score": {"unet": {...}, "ema_decay": 0.9999, "sampler": "pc", "num_steps": 15,
-                "snr": 0.16, "corrector_steps": 1},
+      "score": {"unet": {...}, "parameterization": "noise", "ema_decay": 0.9999, "sampler": "pc",
+                "num_steps": 15, "snr": 0.16, "corrector_steps": 1},
       "consistency": {"unet": {...}, "ema_decay": 0.999, "distance": "l2", "rho": 7.0,
                       "initial_discretization": 2, "final_discretization": 150, "initial_target_ema": 0.9,
                       "distill_discretization": 18, "distill_target_ema": 0.95, "distill_solver": "heun",
@@ -68,6 +68,7 @@ MODELS = ("score", "consistency")
 ACTIVATIONS = ("swish", "gelu")
 TIME_EMBEDDINGS = ("fourier", "sinusoidal")
 SAMPLERS = ("pc", "ode")
+PARAMETERIZATIONS = ("noise", "denoiser")
 DISTANCES = ("l2", "l1")
 SOLVERS = ("euler", "heun")
 
@@ -185,6 +186,10 @@ class ScoreConfig:
     """Score-based model with the VE SDE (paper Alg. 1).
 
     unet: the score network.
+    parameterization: "noise" (Score SDE: the network predicts the noise, s = -F / sigma) or
+        "denoiser" (Karras et al. preconditioning, s = (D - x) / sigma^2); see
+        :class:`gsgm.diffusion.ve_sde.ScoreParameterization` for why "noise" struggles at large sigma
+        on sparse jet images.
     ema_decay: decay of the weight average used for validation and sampling (paper: 0.9999).
     sampler: "pc" (predictor-corrector, Alg. 1) or "ode" (probability-flow ODE, Heun).
     num_steps: noise levels of the sampler (paper: 15).
@@ -193,6 +198,7 @@ class ScoreConfig:
     """
 
     unet: UNetConfig
+    parameterization: str = "noise"
     ema_decay: float = 0.9999
     sampler: str = "pc"
     num_steps: int = 15
@@ -200,6 +206,10 @@ class ScoreConfig:
     corrector_steps: int = 1
 
     def check(self) -> None:
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise _Invalid(
+                "parameterization", f"must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}"
+            )
         _unit_interval(self, "ema_decay")
         if self.sampler not in SAMPLERS:
             raise _Invalid("sampler", f"must be one of {SAMPLERS}, got {self.sampler!r}")

@@ -63,6 +63,7 @@ def quick_dict() -> dict:
         (lambda d: d["score"]["unet"].update(dropout=1.5), "score.unet.dropout", "[0, 1)"),
         (lambda d: d["score"]["unet"].update(norm_groups=5), "score.unet.norm_groups", "divide"),
         (lambda d: d["consistency"].update(distance="lpips"), "consistency.distance", "l2"),
+        (lambda d: d["score"].update(parameterization="v"), "score.parameterization", "denoiser"),
         (lambda d: d["noise"].update(sigma_min=2.0, sigma_max=1.0), "noise.sigma_max", "sigma_min"),
         (lambda d: d.update(score=None, consistency=None), "score", "both null"),
         (lambda d: d["training"].update(epochs=True), "training.epochs", "integer"),

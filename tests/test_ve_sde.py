@@ -77,20 +77,50 @@ def test_dsm_loss_at_the_exact_score(sigma):
     assert wrong - loss == pytest.approx(0.09, rel=0.02)
 
 
-def test_score_parameterization():
+def test_score_parameterizations():
     seen = {}
 
     def network(x_in, log_sigma, *, label):
-        seen["x_in"], seen["log_sigma"], seen["label"] = x_in, log_sigma, label
+        seen["x_in"], seen["log_sigma"] = x_in, log_sigma
         return tf.ones_like(x_in) * 2.0
 
-    score = ScoreParameterization(network, sigma_data=0.5)
     x = tf.fill((2, 3), 4.0)
     sigma = tf.constant([1.0, 2.0])
-    out = score(x, sigma, label=tf.constant([1, 2])).numpy()
-    np.testing.assert_allclose(out, [[-2.0] * 3, [-1.0] * 3])  # -F / sigma
+    noise_kind = ScoreParameterization(network, sigma_data=0.5)
+    np.testing.assert_allclose(
+        noise_kind(x, sigma, label=None).numpy(), [[-2.0] * 3, [-1.0] * 3]
+    )  # -F / sigma
     np.testing.assert_allclose(seen["x_in"].numpy()[:, 0], 4.0 / np.sqrt([1.25, 4.25]), rtol=1e-6)
     np.testing.assert_allclose(seen["log_sigma"].numpy(), np.log([1.0, 2.0]))
+    np.testing.assert_allclose(noise_kind.loss_weight(sigma).numpy(), [1.0, 1.0])
+
+    denoiser = ScoreParameterization(network, sigma_data=0.5, kind="denoiser")
+    s = np.array([1.0, 2.0])
+    c_skip, c_out = 0.25 / (s**2 + 0.25), s * 0.5 / np.sqrt(s**2 + 0.25)
+    expected = (c_skip * 4.0 + c_out * 2.0 - 4.0) / s**2  # (D - x) / sigma^2
+    np.testing.assert_allclose(denoiser(x, sigma, label=None).numpy()[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(denoiser.loss_weight(sigma).numpy(), (s**2 + 0.25) / 0.25, rtol=1e-6)
+    with pytest.raises(ValueError, match="kind"):
+        ScoreParameterization(network, 0.5, kind="velocity")
+
+
+def test_denoiser_weight_gives_a_unit_target_for_the_network():
+    """With loss_weight, the DSM loss of the "denoiser" score is the plain MSE of F against
+    F_target = (x0 - c_skip x) / c_out, a target of unit variance for data of std sigma_data."""
+    sigma_data = 0.5
+    rng = np.random.default_rng(0)
+    x0 = tf.constant(rng.normal(0, sigma_data, (4000, 3)))
+    z = tf.constant(rng.normal(size=(4000, 3)))
+    sigma = tf.constant(np.exp(rng.uniform(np.log(0.01), np.log(20), 4000)))
+    x = ve_perturb(x0, sigma, z)
+    f_net = tf.constant(rng.normal(size=(4000, 3)))
+    kind = ScoreParameterization(lambda x_in, log_sigma: f_net, sigma_data, "denoiser")
+    s = sigma.numpy()[:, None]
+    c_skip, c_out = sigma_data**2 / (s**2 + sigma_data**2), s * sigma_data / np.sqrt(s**2 + sigma_data**2)
+    target = (x0.numpy() - c_skip * x.numpy()) / c_out
+    loss = dsm_loss(kind(x, sigma), z, sigma, kind.loss_weight(sigma)).numpy()
+    assert loss == pytest.approx(np.mean((f_net.numpy() - target) ** 2), rel=1e-6)
+    assert np.var(target) == pytest.approx(1.0, rel=0.05)
 
 
 @pytest.mark.parametrize(

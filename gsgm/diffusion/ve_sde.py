@@ -30,6 +30,7 @@ from gsgm.diffusion.schedule import as_float_tensor
 ScoreFn = Callable[..., tf.Tensor]
 
 __all__ = [
+    "PARAMETERIZATIONS",
     "ScoreFn",
     "ScoreParameterization",
     "dsm_loss",
@@ -93,62 +94,99 @@ def ve_sigmas(num_steps: int, sigma_min: float, sigma_max: float, dtype=tf.float
     return tf.constant(np.append(levels, 0.0), dtype=dtype)
 
 
-class ScoreParameterization:
-    """Score function from a network that predicts the noise: ``s(x, sigma) = -F(c_in x, log sigma) / sigma``.
+PARAMETERIZATIONS = ("noise", "denoiser")
 
-    ``F`` is trained to predict ``z`` of ``x = x_0 + sigma z``, the Score SDE "scale by sigma"
-    parameterisation, so its target has unit scale at every noise level; the input is scaled by
-    ``c_in = 1 / sqrt(sigma^2 + sigma_data^2)`` (Karras et al. 2022), which keeps the network input of
-    order one from sigma ~ 1e-3 to sigma ~ 1 (sparse jet images have sigma_data ~ 0.02).
+
+class ScoreParameterization:
+    """Score function around a network ``F(c_in x, log sigma)``, in one of two parameterisations.
+
+    ``"noise"`` (Score SDE's "scale by sigma"): ``F`` predicts the noise ``z`` of ``x = x_0 + sigma z``
+    and ``s = -F / sigma``. Well conditioned at small sigma; at large sigma a relative error ``e`` of
+    ``F`` becomes an error ``sigma e`` of the denoised image, which for sparse jet images
+    (sigma_data ~ 0.024, sigma_max ~ 1.3) exceeds the whole signal: a quickly trained network
+    denoises worse than an empty image at sigma > 0.3, and its samples are mostly noise.
+
+    ``"denoiser"`` (Karras et al. 2022 preconditioning): ``D = c_skip x + c_out F`` estimates ``x_0``
+    with ``c_skip = sigma_data^2 / (sigma^2 + sigma_data^2)``, ``c_out = sigma sigma_data /
+    sqrt(sigma^2 + sigma_data^2)``, and ``s = (D - x) / sigma^2``. The network's regression target has
+    unit variance at every sigma, and at large sigma its error is measured against sigma_data.
+
+    Both scale the input by ``c_in = 1 / sqrt(sigma^2 + sigma_data^2)`` and are exact for the same
+    ``F``-independent quantity, the true score, so they share the loss (:func:`dsm_loss`) and every
+    sampler; :meth:`loss_weight` is the per-level weight that makes the DSM loss an unweighted mean
+    squared error of ``F``.
 
     Args:
         network: ``network(x_in [B, ...], log_sigma [B], **extra_args) -> F [B, ...]``.
-        sigma_data: data scale for ``c_in``.
+        sigma_data: data scale of the preconditioning.
+        kind: "noise" or "denoiser".
     """
 
-    def __init__(self, network: Callable[..., tf.Tensor], sigma_data: float):
+    def __init__(self, network: Callable[..., tf.Tensor], sigma_data: float, kind: str = "noise"):
         if not sigma_data > 0:
             raise ValueError(f"sigma_data must be > 0, got {sigma_data}")
+        if kind not in PARAMETERIZATIONS:
+            raise ValueError(f"kind must be one of {PARAMETERIZATIONS}, got {kind!r}")
         self.network = network
         self.sigma_data = float(sigma_data)
+        self.kind = kind
 
     def c_in(self, sigma) -> tf.Tensor:
         sigma = as_float_tensor(sigma)
         return tf.math.rsqrt(tf.square(sigma) + self.sigma_data**2)
 
-    def noise_prediction(self, x, sigma, **extra_args) -> tf.Tensor:
-        """``F(c_in x, log sigma)``: the network's estimate of the noise ``z`` (shape of ``x``)."""
-        x = as_float_tensor(x)
-        sigma = as_float_tensor(sigma, x.dtype)
-        return self.network(expand_like(self.c_in(sigma), x) * x, tf.math.log(sigma), **extra_args)
+    def loss_weight(self, sigma) -> tf.Tensor:
+        """Weight of :func:`dsm_loss` at ``sigma`` that gives ``F`` a unit-variance target.
+
+        1 for "noise" (``sigma s + z = z - F``); ``(sigma^2 + sigma_data^2) / sigma_data^2`` for
+        "denoiser" (``sigma s + z = c_out (F - F_target) / sigma``). Same shape as ``sigma``.
+        """
+        sigma = as_float_tensor(sigma)
+        if self.kind == "noise":
+            return tf.ones_like(sigma)
+        return (tf.square(sigma) + self.sigma_data**2) / self.sigma_data**2
 
     def __call__(self, x, sigma, **extra_args) -> tf.Tensor:
-        """Score ``-F / sigma`` at ``x [B, ...]`` and noise level ``sigma [B]``."""
+        """Score at ``x [B, ...]`` and noise level ``sigma [B]``."""
         x = as_float_tensor(x)
         sigma = as_float_tensor(sigma, x.dtype)
-        return -self.noise_prediction(x, sigma, **extra_args) / expand_like(sigma, x)
+        sigma_x = expand_like(sigma, x)
+        out = self.network(expand_like(self.c_in(sigma), x) * x, tf.math.log(sigma), **extra_args)
+        out = tf.cast(out, x.dtype)
+        if self.kind == "noise":
+            return -out / sigma_x
+        sd2 = self.sigma_data**2
+        c_skip = sd2 / (tf.square(sigma_x) + sd2)
+        c_out = sigma_x * self.sigma_data * tf.math.rsqrt(tf.square(sigma_x) + sd2)
+        return (c_skip * x + c_out * out - x) / tf.square(sigma_x)
 
 
-def dsm_loss(score, noise, sigma) -> tf.Tensor:
-    """Denoising score matching loss of paper Alg. 1 with the weight lambda = sigma^2 (Song et al. 2021).
+def dsm_loss(score, noise, sigma, weight=None) -> tf.Tensor:
+    """Denoising score matching loss of paper Alg. 1, weighted by lambda = sigma^2 (Song et al. 2021).
 
     Alg. 1 writes ``|| s(x_t, t) + z / sigma_t ||^2``; multiplied by ``sigma_t^2`` it becomes
     ``|| sigma_t s + z ||^2``, the same minimiser at every noise level (the true score) but without the
     ``1 / sigma_min^2 ~ 1e6`` weight that would let the smallest noise levels dominate the average.
+    An optional further positive ``weight`` per example (:meth:`ScoreParameterization.loss_weight`)
+    keeps the minimiser too.
 
     Args:
         score: score estimate at ``x_t = x_0 + sigma z``, ``[B, ...]``.
         noise: the ``z`` used, same shape.
         sigma: ``[B]`` or scalar noise levels.
+        weight: optional ``[B]`` or scalar weights.
 
     Returns:
-        Scalar: mean over the batch and all elements of ``(sigma s + z)^2``. For data ``N(mu, s^2)`` and
-        the exact score it equals ``s^2 / (s^2 + sigma^2)`` per element (its minimum).
+        Scalar: mean over the batch and all elements of ``weight (sigma s + z)^2``. For data ``N(mu, s^2)``
+        and the exact score it equals ``s^2 / (s^2 + sigma^2)`` per element without weight (its minimum).
     """
     score = as_float_tensor(score)
     noise = as_float_tensor(noise, score.dtype)
     sigma = expand_like(as_float_tensor(sigma, score.dtype), score)
-    return tf.reduce_mean(tf.square(sigma * score + noise))
+    squared = tf.square(sigma * score + noise)
+    if weight is not None:
+        squared = expand_like(as_float_tensor(weight, score.dtype), score) * squared
+    return tf.reduce_mean(squared)
 
 
 def _seeds(seed: int, count: int) -> tf.Tensor:

@@ -107,7 +107,8 @@ class ScoreImageModel(_ImageDiffusionModel):
 
     Per example ``t ~ U(0, 1)``, ``sigma = sigma_min (sigma_max / sigma_min)^t``, ``x_t = x_0 + sigma z``;
     the loss is :func:`gsgm.diffusion.ve_sde.dsm_loss` of the parameterised score
-    (:class:`gsgm.diffusion.ve_sde.ScoreParameterization`). Validation and sampling use the EMA network.
+    (:class:`gsgm.diffusion.ve_sde.ScoreParameterization`, "noise" or "denoiser"), weighted so that the
+    network's target has unit variance at every level. Validation and sampling use the EMA network.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class ScoreImageModel(_ImageDiffusionModel):
         sigma_data: float,
         ema_decay: float = 0.9999,
         seed: int = 0,
+        parameterization: str = "noise",
         **kwargs,
     ):
         super().__init__(net, ema_net, ema_decay, seed, **kwargs)
@@ -127,8 +129,11 @@ class ScoreImageModel(_ImageDiffusionModel):
             float(sigma_max),
             float(sigma_data),
         )
-        self._train_score = ScoreParameterization(unet_callable(net, training=True), sigma_data)
-        self._ema_score = ScoreParameterization(unet_callable(ema_net), sigma_data)
+        self.parameterization = parameterization
+        self._train_score = ScoreParameterization(
+            unet_callable(net, training=True), sigma_data, parameterization
+        )
+        self._ema_score = ScoreParameterization(unet_callable(ema_net), sigma_data, parameterization)
         self._compiled_score = None
 
     def _loss(self, batch, score: ScoreParameterization, stream: int, counter):
@@ -137,7 +142,8 @@ class ScoreImageModel(_ImageDiffusionModel):
         t = tf.random.stateless_uniform(tf.shape(labels), seeds[0], dtype=tf.float32)
         sigma = ve_sigma(t, self.sigma_min, self.sigma_max)
         noise = tf.random.stateless_normal(tf.shape(images), seeds[1], dtype=tf.float32)
-        return dsm_loss(score(ve_perturb(images, sigma, noise), sigma, label=labels), noise, sigma)
+        estimate = score(ve_perturb(images, sigma, noise), sigma, label=labels)
+        return dsm_loss(estimate, noise, sigma, score.loss_weight(sigma))
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

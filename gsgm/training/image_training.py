@@ -84,7 +84,14 @@ def build_image_model(
     if model == "score":
         net, ema = _nets(cfg, model, 2, seed)
         return ScoreImageModel(
-            net, ema, noise.sigma_min, noise.sigma_max, noise.sigma_data, cfg.score.ema_decay, seed
+            net,
+            ema,
+            noise.sigma_min,
+            noise.sigma_max,
+            noise.sigma_data,
+            cfg.score.ema_decay,
+            seed,
+            parameterization=cfg.score.parameterization,
         )
     net, ema, target = _nets(cfg, model, 3, seed)
     return ConsistencyImageModel(
