@@ -1,0 +1,142 @@
+"""Sampling time per jet image: score model (PC, 15 levels) vs consistency model (1 and 15 steps).
+
+Both U-Nets have the paper's sizes (configs/images_score.json, configs/images_consistency.json: 128
+base channels, [1, 2, 2, 2], 2 residual blocks, 34.2 M parameters each). Weights are freshly
+initialised: the time does not depend on their values. Each mode runs the same sampler code as
+``scripts/sample_images.py`` (one compiled network call per evaluation, the step loop in Python) on one
+batch of mixed classes. The first call (tracing) is excluded; modes run interleaved, round after round,
+and the minimum over rounds is reported (the least disturbed estimate on a shared machine) with the
+median beside it.
+
+Network evaluations per image: score PC with M Langevin steps makes ``levels * (M + 1)``; the paper's
+"15 sampling forward passes" compare best with ``score-pc-M0`` (15 calls) and ``consistency-15``.
+
+    PYTHONPATH=. python benchmarks/bench_images.py [--batch 8] [--repeats 3] [--modes ...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency  # noqa: E402
+from gsgm.diffusion.ve_sde import sample_pc, ve_sigmas  # noqa: E402
+from gsgm.images_config import load_images_config, resolve_from_data  # noqa: E402
+from gsgm.training.image_training import build_image_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+# Noise levels of the shipped sample (image_statistics of its training split); timing does not depend on them.
+STATS = {"nonzero_q05": 1.43e-3, "max_pairwise_distance": 1.34, "pixel_std": 0.0241}
+MODES = ("score-pc-M1", "score-pc-M0", "consistency-1", "consistency-15")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch", type=int, default=8, help="images per sampler call")
+    parser.add_argument("--steps", type=int, default=15, help="levels / steps of the multistep modes")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+
+    devices = [d.device_type for d in tf.config.list_physical_devices()]
+    print(
+        f"tf {tf.__version__}, keras {keras.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs visible, devices {devices}, batch {args.batch}"
+    )
+    score_cfg = resolve_from_data(load_images_config(REPO / "configs" / "images_score.json"), STATS)
+    cm_cfg = resolve_from_data(load_images_config(REPO / "configs" / "images_consistency.json"), STATS)
+    score_model = build_image_model(score_cfg)
+    cm_model = build_image_model(cm_cfg)
+    counts = (score_model.net.count_params(), cm_model.net.count_params())
+    print(f"parameters per U-Net: score {counts[0]:,}, consistency {counts[1]:,}")
+
+    noise = score_cfg.noise
+    labels = tf.constant(np.arange(args.batch) % 5, tf.int32)
+    x_score = tf.random.stateless_normal([args.batch, 25, 25, 1], [0, 1]) * noise.sigma_max
+    pc_sigmas = ve_sigmas(args.steps, noise.sigma_min, noise.sigma_max).numpy()
+    cm_sigmas = {k: consistency_sampling_sigmas(k, noise.sigma_min, noise.sigma_max) for k in (1, args.steps)}
+    runs = {
+        "score-pc-M1": (
+            lambda: sample_pc(
+                score_model.score, x_score, pc_sigmas, corrector_steps=1, extra_args={"label": labels}
+            ),
+            2 * args.steps,
+        ),
+        "score-pc-M0": (
+            lambda: sample_pc(
+                score_model.score, x_score, pc_sigmas, corrector_steps=0, extra_args={"label": labels}
+            ),
+            args.steps,
+        ),
+        "consistency-1": (
+            lambda: sample_consistency(
+                cm_model.consistency_fn, x_score, cm_sigmas[1], noise.sigma_min, extra_args={"label": labels}
+            ),
+            1,
+        ),
+        f"consistency-{args.steps}": (
+            lambda: sample_consistency(
+                cm_model.consistency_fn,
+                x_score,
+                cm_sigmas[args.steps],
+                noise.sigma_min,
+                extra_args={"label": labels},
+            ),
+            args.steps,
+        ),
+    }
+    runs = {name: runs[name] for name in modes}
+    first = {}
+    for name, (fn, _) in runs.items():  # trace + compile + one run
+        start = time.perf_counter()
+        np.asarray(fn())
+        first[name] = time.perf_counter() - start
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, (fn, _) in runs.items():
+            start = time.perf_counter()
+            np.asarray(fn())
+            times[name].append(time.perf_counter() - start)
+
+    header = ("mode", "net calls", "ms/image (min)", "median", "ms/call/image", "first call s")
+    print("\n{:<16} {:>9} {:>15} {:>9} {:>14} {:>13}".format(*header))
+    results = []
+    for name, (_, calls) in runs.items():
+        best, median = min(times[name]), float(np.median(times[name]))
+        per_image = 1e3 * best / args.batch
+        print(
+            f"{name:<16} {calls:>9} {per_image:>15.1f} {1e3 * median / args.batch:>9.1f} "
+            f"{per_image / calls:>14.1f} {first[name]:>13.1f}"
+        )
+        results.append(
+            {
+                "mode": name,
+                "network_calls": calls,
+                "ms_per_image_min": per_image,
+                "ms_per_image_median": 1e3 * median / args.batch,
+                "first_call_s": first[name],
+            }
+        )
+    print("\npaper (RTX 4070, 15 forward passes): score-based 18.31 ms, consistency 17.88 ms")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"batch": args.batch, "devices": devices, "results": results}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
