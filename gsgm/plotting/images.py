@@ -55,6 +55,8 @@ def plot_class_images(
 ) -> Figure:
     """Grid of ``per_class`` images (columns) for each class (rows) on one log colour scale.
 
+    With ``per_class=1`` the classes form one row instead (paper Fig. 5).
+
     Args:
         images: ``[M, N, N]`` pt_rel images; labels ``[M]`` indices into JET_CLASSES.
         path: if given, the figure is written there.
@@ -64,8 +66,11 @@ def plot_class_images(
     """
     images, labels = np.asarray(images), np.asarray(labels)
     classes = _present(labels) if classes is None else list(classes)
-    fig = Figure(figsize=(2.6 * per_class + 0.9, 2.4 * len(classes)))
-    axes = fig.subplots(len(classes), per_class, squeeze=False)
+    rows, cols = (1, len(classes)) if per_class == 1 else (len(classes), per_class)
+    fig = Figure(figsize=(2.6 * cols + 0.9, 2.5 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    if per_class == 1:
+        axes = axes.T  # axes[class, image]
     norm = LogNorm(vmin=vmin, vmax=1.0)
     mappable = None
     for row, jet_class in enumerate(classes):
@@ -111,7 +116,7 @@ def plot_mass_histograms(
     """
     truth_images, truth_labels = np.asarray(truth[0]), np.asarray(truth[1])
     classes = _present(truth_labels) if classes is None else list(classes)
-    fig = Figure(figsize=(3.2 * len(classes), 3.0))
+    fig = Figure(figsize=(3.2 * len(classes), 3.0), layout="constrained")
     axes = fig.subplots(1, len(classes), squeeze=False)[0]
     sources = {"truth": (truth_images, truth_labels), **samples}
     for ax, jet_class in zip(axes, classes, strict=True):
@@ -130,7 +135,6 @@ def plot_mass_histograms(
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("normalised")
     axes[-1].legend(fontsize=8)
-    fig.tight_layout()
     if path is not None:
         write_figure(fig, path)
     return fig
