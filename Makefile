@@ -33,15 +33,20 @@ $(VENV)/.horovod: $(VENV)/.installed scripts/install_horovod.sh
 	touch $@
 
 demo: install
-	@echo "== 1/4 the shipped Pythia 8 + FastJet sample"
+	@echo "== 1/5 the shipped Pythia 8 + FastJet sample"
 	$(PY) scripts/inspect_data.py builtin --particles 30
-	@echo "== 2/4 train configs/quick.json (a fresh run: the previous demo run is removed)"
+	@echo "== 2/5 train configs/quick.json (a fresh run: the previous demo run is removed)"
 	rm -rf $(DEMO_RUN)
 	$(PY) scripts/train.py --config configs/quick.json --data builtin --particles 30 --out $(DEMO_RUN)
-	@echo "== 3/4 sample 1000 jets per class"
+	@echo "== 3/5 sample 1000 jets per class"
 	$(PY) scripts/sample.py --run $(DEMO_RUN) --jets-per-class 1000 --out $(DEMO_RUN)/samples --no-progress
-	@echo "== 4/4 the generated jets, to compare with table 1/4"
+	@echo "== 4/5 the generated jets, to compare with table 1/5"
 	$(PY) scripts/inspect_data.py $(DEMO_RUN)/samples
+	@echo "== 5/5 metrics with the truth-vs-truth floor, and plots"
+	$(PY) scripts/evaluate.py --truth builtin --truth-split all --gen $(DEMO_RUN)/samples --label quick --jets-per-class 1000 --out $(DEMO_RUN)/evaluation
+	$(PY) plots/plot_jets.py --truth builtin --truth-split all --gen $(DEMO_RUN)/samples --label quick --jets-per-class 1000 --out $(DEMO_RUN)/plots
+	$(PY) plots/plot_training.py --run $(DEMO_RUN) --out $(DEMO_RUN)/plots
+	@echo "metrics: $(DEMO_RUN)/evaluation/metrics.md   plots: $(DEMO_RUN)/plots/"
 
 test: install
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
