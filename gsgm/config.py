@@ -341,12 +341,17 @@ def load_config(path: str | os.PathLike) -> FPCDConfig:
         ConfigError: malformed JSON, an unknown or missing key, a wrong type or an invalid value;
             the message names the file and the dotted key.
     """
+    data, source = read_config_json(path)
+    return config_from_dict(data, source)
+
+
+def read_config_json(path: str | os.PathLike) -> tuple[Any, str]:
+    """The parsed JSON of a config file and its name for messages; malformed JSON is a ConfigError."""
     source = str(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8")), source
     except json.JSONDecodeError as err:
         raise ConfigError(source, "<json>", f"not valid JSON: {err}") from None
-    return config_from_dict(data, source)
 
 
 def config_to_dict(cfg: FPCDConfig) -> dict[str, Any]:

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gsgm.config import (
@@ -44,6 +43,7 @@ from gsgm.config import (
     _Invalid,
     _positive,
     _unit_interval,
+    read_config_json,
 )
 from gsgm.data.jetnet_format import JET_CLASSES
 from gsgm.utils.atomic import write_json_atomic
@@ -373,11 +373,7 @@ def images_config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Ima
 
 def load_images_config(path: str | os.PathLike) -> ImagesConfig:
     """Read and validate the JSON config at ``path`` (errors name the file and the dotted key)."""
-    source = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ConfigError(source, "<json>", f"not valid JSON: {err}") from None
+    data, source = read_config_json(path)
     return images_config_from_dict(data, source)
 
 

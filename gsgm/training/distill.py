@@ -31,12 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gsgm.config import FPCDConfig, load_config, save_config, validate_config
-from gsgm.data.loading import load_jets, resolve_data_dir
-from gsgm.data.pipeline import make_dataset, train_valid_split
+from gsgm.data.loading import resolve_data_dir
+from gsgm.data.pipeline import make_dataset
 from gsgm.data.preprocessing import JetPreprocessor
 from gsgm.training.distillation_model import build_distillation_model
-from gsgm.training.run_dir import RunDirectory, hash_arrays, now_iso, package_versions
-from gsgm.training.trainer import fit_epochs, load_trained_model, make_optimizer
+from gsgm.training.run_dir import RunDirectory, now_iso, package_versions
+from gsgm.training.trainer import fit_epochs, load_trained_model, load_training_data, make_optimizer
 from gsgm.utils.atomic import write_json_atomic
 
 # (train arrays, valid arrays, metadata about the data): see prepare_training_data.
@@ -183,34 +183,26 @@ def prepare_training_data(base: RunDirectory, cfg: FPCDConfig, data: str | None)
     source = data or metadata.get("data_source")
     if source is None:
         raise DistillationSetupError(f"{base.path}/metadata.json names no data source: pass --data")
-    sample = load_jets(
-        resolve_data_dir(source),
-        list(cfg.data.classes),
-        cfg.data.num_particles,
-        split="train",
-        max_jets_per_class=metadata.get("max_jets_per_class"),
+    # The same loading, split and normalisation as the base run (the base run's fitted preprocessor).
+    prepared = load_training_data(
+        cfg, source, metadata.get("max_jets_per_class"), JetPreprocessor.load(base.preprocessing_path)
     )
-    data_hash = hash_arrays([sample.particles, sample.jets, sample.labels])
-    if metadata.get("data_sha256") not in (None, data_hash):
+    if metadata.get("data_sha256") not in (None, prepared.sha256):
         raise DistillationSetupError(
             f"the training data in {source} differ from the data {base.path} was trained on "
-            f"(sha256 {data_hash[:12]} != {metadata['data_sha256'][:12]}); pass --data with the original "
-            "files"
+            f"(sha256 {prepared.sha256[:12]} != {metadata['data_sha256'][:12]}); "
+            "pass --data with the original files"
         )
-    train_idx, valid_idx = train_valid_split(len(sample), cfg.training.valid_fraction, cfg.training.seed)
-    preprocessor = JetPreprocessor.load(base.preprocessing_path)
-    particles, jets, mask = preprocessor.transform(sample)
-    arrays = (particles, jets, mask, sample.labels)
     info = {
         "data_source": str(source),
         "data_dir": str(resolve_data_dir(source)),
-        "data_sha256": data_hash,
-        "num_jets": len(sample),
-        "num_train": int(len(train_idx)),
-        "num_valid": int(len(valid_idx)),
+        "data_sha256": prepared.sha256,
+        "num_jets": len(prepared.sample),
+        "num_train": int(len(prepared.train_idx)),
+        "num_valid": int(len(prepared.valid_idx)),
         "split_seed": cfg.training.seed,
     }
-    return [a[train_idx] for a in arrays], [a[valid_idx] for a in arrays], info
+    return prepared.train_arrays, prepared.valid_arrays, info
 
 
 def _create_stage(
