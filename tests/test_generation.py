@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pythia8mc")
-pytest.importorskip("fastjet")
-
-from gsgm.data.generation import (  # noqa: E402
+from gsgm.data.generation import (
     GenerationSettings,
     chunk_seed,
     chunk_tasks,
