@@ -90,6 +90,19 @@ def _unit_interval(section: Any, name: str, *, closed_low: bool = True) -> None:
         raise _Invalid(name, f"must be in {interval}, got {value!r}")
 
 
+def check_particles_and_classes(section: Any) -> None:
+    """Validate ``section.num_particles`` (a JetNet particle count) and ``section.classes``."""
+    if section.num_particles not in NUM_PARTICLES:
+        raise _Invalid("num_particles", f"must be one of {NUM_PARTICLES}, got {section.num_particles!r}")
+    if not section.classes:
+        raise _Invalid("classes", "must not be empty")
+    unknown = [c for c in section.classes if c not in JET_CLASSES]
+    if unknown:
+        raise _Invalid("classes", f"unknown class(es) {unknown}; valid: {list(JET_CLASSES)}")
+    if len(set(section.classes)) != len(section.classes):
+        raise _Invalid("classes", f"duplicate classes in {section.classes}")
+
+
 @dataclass
 class DataConfig:
     """Which JetNet sample to train on.
@@ -106,15 +119,7 @@ class DataConfig:
     recenter: bool = True
 
     def check(self) -> None:
-        if self.num_particles not in NUM_PARTICLES:
-            raise _Invalid("num_particles", f"must be one of {NUM_PARTICLES}, got {self.num_particles!r}")
-        if not self.classes:
-            raise _Invalid("classes", "must not be empty")
-        unknown = [c for c in self.classes if c not in JET_CLASSES]
-        if unknown:
-            raise _Invalid("classes", f"unknown class(es) {unknown}; valid: {list(JET_CLASSES)}")
-        if len(set(self.classes)) != len(self.classes):
-            raise _Invalid("classes", f"duplicate classes in {self.classes}")
+        check_particles_and_classes(self)
 
 
 @dataclass

@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gsgm.config import (
-    NUM_PARTICLES,
     OPTIMIZERS,
     ConfigError,
     _build,
     _Invalid,
     _positive,
     _unit_interval,
+    check_particles_and_classes,
     read_config_json,
 )
 from gsgm.data.jetnet_format import JET_CLASSES
@@ -89,15 +89,7 @@ class ImageDataConfig:
     max_r: float = 0.4
 
     def check(self) -> None:
-        if self.num_particles not in NUM_PARTICLES:
-            raise _Invalid("num_particles", f"must be one of {NUM_PARTICLES}, got {self.num_particles!r}")
-        if not self.classes:
-            raise _Invalid("classes", "must not be empty")
-        unknown = [c for c in self.classes if c not in JET_CLASSES]
-        if unknown:
-            raise _Invalid("classes", f"unknown class(es) {unknown}; valid: {list(JET_CLASSES)}")
-        if len(set(self.classes)) != len(self.classes):
-            raise _Invalid("classes", f"duplicate classes in {self.classes}")
+        check_particles_and_classes(self)
         _positive(self, "num_pixels", "max_r")
 
 

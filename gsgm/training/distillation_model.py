@@ -88,8 +88,7 @@ class DistillationModel(FPCDModel):
             batch["class_onehot"],
         )
         batch_size = tf.shape(jets)[0]
-        base = tf.stack([tf.constant(self.seed, tf.int64) * 4 + stream, tf.cast(counter, tf.int64)])
-        seeds = tf.random.experimental.stateless_split(base, num=3)
+        seeds = self._stream_seeds(stream, counter, 3)
         step_index = tf.random.stateless_uniform(
             [batch_size], seed=seeds[0], minval=0, maxval=self.num_steps, dtype=tf.int32
         )

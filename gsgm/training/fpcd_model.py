@@ -102,6 +102,11 @@ class FPCDModel(keras.Model):
             {"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}, training=False
         )
 
+    def _stream_seeds(self, stream: int, counter, num: int) -> tf.Tensor:
+        """``num`` independent stateless seeds [num, 2] from (seed, stream, counter)."""
+        base = tf.stack([tf.constant(self.seed, tf.int64) * 4 + stream, tf.cast(counter, tf.int64)])
+        return tf.random.experimental.stateless_split(base, num=num)
+
     def _diffusion_losses(self, batch, stream: int, counter, use_ema: bool, training: bool):
         """L_jet, L_particle of one batch; noise from the stateless stream (seed, stream, counter)."""
         jets, particles, mask, onehot = (
@@ -111,8 +116,7 @@ class FPCDModel(keras.Model):
             batch["class_onehot"],
         )
         batch_size = tf.shape(jets)[0]
-        base = tf.stack([tf.constant(self.seed, tf.int64) * 4 + stream, tf.cast(counter, tf.int64)])
-        seeds = tf.random.experimental.stateless_split(base, num=3)
+        seeds = self._stream_seeds(stream, counter, 3)
         # FPCD draws one diffusion time per jet, shared by the jet and the particle model.
         t = tf.random.stateless_uniform([batch_size], seed=seeds[0], dtype=tf.float32)
         jet_noise = tf.random.stateless_normal(tf.shape(jets), seed=seeds[1], dtype=tf.float32)
