@@ -35,11 +35,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from sampling_timing import realistic_inputs, sampling_seconds  # noqa: E402
 
 from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import JET_CLASSES  # noqa: E402
 from gsgm.data.loading import load_jets, resolve_data_dir  # noqa: E402
-from gsgm.diffusion.point_cloud import sample_point_clouds  # noqa: E402
 from gsgm.training.trainer import build_model  # noqa: E402
 
 
@@ -57,32 +57,6 @@ def machine() -> dict:
 # speed ------------------------------------------------------------------------------------------------
 
 
-def sampling_seconds(model, mask: np.ndarray, onehot: np.ndarray, steps: int, repeats: int, buckets: int):
-    """Best-of-``repeats`` wall time [s] of sampling ``len(mask)`` jets (mask [B, P]) with ``steps`` steps."""
-    num_particles = mask.shape[1]
-
-    def run():
-        sample_point_clouds(
-            model.jet_denoiser,
-            model.particle_denoiser,
-            lambda jets: mask,
-            onehot,
-            num_particles=num_particles,
-            num_particle_features=3,
-            num_jet_features=4,
-            num_steps=steps,
-            seed=0,
-            num_buckets=buckets,
-        )
-
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
-
-
 def speed(args) -> dict:
     steps = sorted({int(s) for s in args.steps.split(",")})
     measured = [s for s in steps if s <= args.max_measured]
@@ -96,11 +70,7 @@ def speed(args) -> dict:
         cfg = load_config(args.config)
         cfg.data.num_particles = num_particles
         model = build_model(cfg, num_particles, seed=0)
-        sample = load_jets(resolve_data_dir("builtin"), list(JET_CLASSES), num_particles)
-        rng = np.random.default_rng(0)
-        drawn = rng.choice(sample.jets[:, 3].astype(int), size=args.batch)
-        mask = (np.arange(num_particles)[None, :] < drawn[:, None]).astype(np.float32)
-        onehot = np.eye(len(JET_CLASSES), dtype=np.float32)[np.arange(args.batch) % len(JET_CLASSES)]
+        mask, onehot = realistic_inputs(num_particles, args.batch)
         # Trace: the first calls compile the sampler loop for each bucket shape (and relax the grid length).
         for warm in (1, 2):
             sampling_seconds(model, mask, onehot, warm, 1, args.buckets)

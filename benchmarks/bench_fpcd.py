@@ -21,15 +21,14 @@ from datetime import UTC, datetime
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from sampling_timing import realistic_inputs, sampling_seconds  # noqa: E402
 
 from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import JET_CLASSES  # noqa: E402
 from gsgm.data.loading import load_jets, resolve_data_dir  # noqa: E402
 from gsgm.data.pipeline import make_dataset  # noqa: E402
 from gsgm.data.preprocessing import JetPreprocessor  # noqa: E402
-from gsgm.diffusion.point_cloud import sample_point_clouds  # noqa: E402
 from gsgm.training.trainer import build_model, make_optimizer  # noqa: E402
 
 
@@ -61,30 +60,10 @@ def train_step_ms_per_jet(cfg, num_particles: int, repeats: int) -> float:
 
 
 def sampling_ms_per_jet(cfg, num_particles: int, batch: int, steps: int, buckets: int, repeats: int) -> float:
-    sample = load_jets(resolve_data_dir("builtin"), list(JET_CLASSES), num_particles)
-    counts = sample.jets[:, 3].astype(int)
-    rng = np.random.default_rng(0)
-    drawn = rng.choice(counts, size=batch)
-    mask = (np.arange(num_particles)[None, :] < drawn[:, None]).astype(np.float32)
+    mask, onehot = realistic_inputs(num_particles, batch)
     model = build_model(cfg, num_particles, seed=0)
-    onehot = np.eye(len(JET_CLASSES), dtype=np.float32)[np.arange(batch) % len(JET_CLASSES)]
-
-    def run():
-        sample_point_clouds(
-            model.jet_denoiser,
-            model.particle_denoiser,
-            lambda jets: mask,
-            onehot,
-            num_particles=num_particles,
-            num_particle_features=3,
-            num_jet_features=4,
-            num_steps=steps,
-            seed=0,
-            num_buckets=buckets,
-        )
-
-    run()  # trace every bucket shape once
-    return 1e3 * best_of(repeats, run) / batch
+    sampling_seconds(model, mask, onehot, steps, 1, buckets)  # trace every bucket shape once
+    return 1e3 * sampling_seconds(model, mask, onehot, steps, repeats, buckets) / batch
 
 
 def main() -> None:
