@@ -10,9 +10,13 @@ DEMO_RUN ?= runs/quick
 # TensorFlow's C++ start-up chatter hides the output that matters.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-fpnd demo test lint
+.PHONY: install install-distributed install-fpnd demo test lint
 
-install: $(VENV)/.installed $(VENV)/.horovod
+# What the demo and a laptop need; Horovod (install-distributed) is only for multi-process training.
+install: $(VENV)/.installed
+
+# For cluster users and the test suite: Horovod for `horovodrun`/`srun` data-parallel training.
+install-distributed: $(VENV)/.horovod
 
 $(VENV)/.installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +59,7 @@ demo: install
 	$(PY) plots/plot_training.py --run $(DEMO_RUN) --out $(DEMO_RUN)/plots
 	@echo "metrics: $(DEMO_RUN)/evaluation/metrics.md   plots: $(DEMO_RUN)/plots/"
 
-test: install
+test: install install-distributed
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
 	$(PY) -m pytest -q
 

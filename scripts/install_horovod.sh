@@ -2,7 +2,9 @@
 # Build and install Horovod 0.28.1 against the TensorFlow already installed in the environment.
 #
 # Horovod's last release (June 2023) predates TF 2.17's move of the XLA headers and Keras 3; a plain
-# `pip install horovod` fails. This script applies the recipe recorded in ENVIRONMENT.md:
+# `pip install horovod` fails (the isolated build sees no TensorFlow, then xla_mpi_ops.cc misses
+# highwayhash and the moved XLA headers). This script applies the recipe that works (also summarised
+# in the README, "Installation"):
 #   * --no-build-isolation, so that the build sees the installed TensorFlow;
 #   * CXXFLAGS with TensorFlow's bundled highwayhash and farmhash include directories;
 #   * a directory of one-line forwarding headers at the pre-2.17 paths tensorflow/compiler/xla/...

@@ -27,7 +27,11 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", required=True, help="base config; the search overrides its tuned fields")
-    parser.add_argument("--data", default="builtin", help="directory of JetNet files, or 'builtin' (default)")
+    parser.add_argument(
+        "--data",
+        help="directory of JetNet files, or 'builtin' for the shipped stand-in "
+        "(default: $GSGM_DATA, else ./data/jetnet, as scripts/train.py)",
+    )
     parser.add_argument(
         "--tuner-dir", required=True, help="KerasTuner directory (reused to continue a search)"
     )
@@ -64,11 +68,12 @@ def main() -> int:
     from gsgm.training.distributed import init_distributed
 
     dist = init_distributed(args.distributed)
+    from gsgm.data.loading import default_data_spec
     from gsgm.training.tuning import load_space, run_search
 
     result = run_search(
         args.config,
-        args.data,
+        args.data or default_data_spec(),
         args.tuner_dir,
         max_epochs=args.max_epochs,
         factor=args.factor,

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Shared by the gsgm Slurm templates (slurm/*_fpcd.sh); sourced, never submitted itself.
 #
-# To adapt the templates to another site, edit the #SBATCH lines of the templates (account,
-# constraint, qos, GPUs per node) and the SITE ENVIRONMENT block below; everything else is read from
+# To adapt the templates to another site, set the account (export SBATCH_ACCOUNT=..., or the marked
+# ##SBATCH --account SITE line of each template), edit the #SBATCH constraint/qos/GPU lines and the
+# SITE ENVIRONMENT block below; everything else is read from
 # environment variables with defaults, e.g.
 #     RUN_NAME=jetnet30 CONFIG=configs/fpcd_jetnet30.json sbatch slurm/train_fpcd.sh
 # (sbatch passes the submitting shell's environment to the job). DRY_RUN=1 bash slurm/X.sh prints
@@ -55,6 +56,28 @@ gsgm_init() {
     # word-split EXTRA_ARGS like a shell would (no globbing); quote arguments with spaces in it.
     # shellcheck disable=SC2034  # used by the templates
     read -r -a GSGM_EXTRA <<<"$EXTRA_ARGS"
+    if [[ "$DRY_RUN" == 1 ]]; then gsgm_show_submission; fi
+}
+
+# DRY_RUN: what sbatch would submit: the template's #SBATCH directives and the account it would use.
+gsgm_show_submission() {
+    local template="${BASH_SOURCE[-1]}"
+    gsgm_log "DRY_RUN: sbatch $template would submit with account" \
+        "${SBATCH_ACCOUNT:-<none given: SBATCH_ACCOUNT unset, the site default>} and:"
+    grep '^#SBATCH' "$template" >&2 || true
+}
+
+# Print the named environment variables the job step gets (DRY_RUN) or log them (a real job).
+gsgm_show_env() {
+    local name line=""
+    for name in "$@"; do
+        if [[ -n "${!name:-}" ]]; then line+=" $name=$(printf '%q' "${!name}")"; fi
+    done
+    if [[ "$DRY_RUN" == 1 ]]; then
+        printf 'DRY_RUN env:%s\n' "$line"
+    else
+        gsgm_log "environment:$line"
+    fi
 }
 
 # ===================================== SITE ENVIRONMENT =======================================

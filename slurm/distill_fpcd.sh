@@ -15,7 +15,9 @@
 #       under Horovod (gsgm.training.distributed; fit_epochs refuses a multi-rank launch without it).
 #   RUN_NAME / RUN_DIR: the trained run to distil (see slurm/common.sh)
 #SBATCH --job-name=fpcd-distill
-#SBATCH --account=m0000
+# Account: sbatch takes it from $SBATCH_ACCOUNT (export SBATCH_ACCOUNT=m1234), from `sbatch -A m1234`,
+# or from this SITE line once uncommented (##SBATCH is not a directive):
+##SBATCH --account=YOUR_ACCOUNT
 #SBATCH --constraint=gpu
 #SBATCH --qos=regular
 #SBATCH --time=12:00:00

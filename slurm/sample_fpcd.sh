@@ -15,7 +15,9 @@
 #   OUT             output directory [$RUN_DIR/samples-steps$STEPS, or $RUN_DIR/samples]
 #   Sampling runs as one process (NODES and GPUS_PER_NODE are fixed to 1).
 #SBATCH --job-name=fpcd-sample
-#SBATCH --account=m0000
+# Account: sbatch takes it from $SBATCH_ACCOUNT (export SBATCH_ACCOUNT=m1234), from `sbatch -A m1234`,
+# or from this SITE line once uncommented (##SBATCH is not a directive):
+##SBATCH --account=YOUR_ACCOUNT
 #SBATCH --constraint=gpu
 #SBATCH --qos=regular
 #SBATCH --time=02:00:00

@@ -22,7 +22,9 @@
 #   MAX_JETS_PER_CLASS  use only this many training jets per class [unset: all]
 #   NODES [1], GPUS_PER_NODE [4]: ranks that train each trial together
 #SBATCH --job-name=fpcd-tune
-#SBATCH --account=m0000
+# Account: sbatch takes it from $SBATCH_ACCOUNT (export SBATCH_ACCOUNT=m1234), from `sbatch -A m1234`,
+# or from this SITE line once uncommented (##SBATCH is not a directive):
+##SBATCH --account=YOUR_ACCOUNT
 #SBATCH --constraint=gpu
 #SBATCH --qos=regular
 #SBATCH --time=24:00:00

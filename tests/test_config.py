@@ -47,7 +47,7 @@ def test_paper_configs_have_paper_values(name, num_particles):
     assert pn.leaky_slope == 0.01
     assert cfg.embedding.time_dims == [32, 64] and cfg.embedding.cond_dim == 64
     tr = cfg.training
-    assert (tr.batch_size, tr.learning_rate, tr.epochs) == (128, 16e-4, 250)
+    assert (tr.batch_size, tr.learning_rate, tr.epochs) == (128, 1e-4, 250)
     assert (tr.early_stopping_patience, tr.valid_fraction) == (20, 0.2)
     assert cfg.sampling.num_steps == 512
 

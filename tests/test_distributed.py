@@ -341,6 +341,8 @@ def horovod_train(tmp_path: Path, name: str, *extra: str) -> tuple[Path, Path]:
         str(REPO / "scripts" / "train.py"),
         "--config",
         str(config),
+        "--data",
+        "builtin",
         "--out",
         str(out),
         "--max-jets-per-class",

@@ -248,7 +248,7 @@ def test_missing_data_error_lists_files_and_how_to_get_them(data_dir):
     assert "6975118" in message and "6975117" in message and "zenodo.org/record/6975118" in message
     assert "--download" in message
     assert f"python scripts/make_jets.py --classes g,q,t,w --particles 30 --out {data_dir}" in message
-    assert "'builtin'" in message and str(builtin_data_dir()) in message
+    assert "--data builtin" in message and str(builtin_data_dir()) in message
 
 
 def test_missing_data_error_150_and_missing_directory(tmp_path):

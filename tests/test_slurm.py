@@ -67,8 +67,11 @@ def sbatch_options(path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_sbatch_header(path):
     options = sbatch_options(path)
-    for key in ("account", "constraint", "qos", "time", "nodes", "ntasks-per-node", "gpus-per-task"):
+    for key in ("constraint", "qos", "time", "nodes", "ntasks-per-node", "gpus-per-task"):
         assert key in options, f"{path.name} lacks #SBATCH --{key}"
+    # No placeholder account (sbatch rejects unknown ones): $SBATCH_ACCOUNT or the marked SITE line.
+    assert "account" not in options
+    assert "##SBATCH --account=YOUR_ACCOUNT" in path.read_text() and "SBATCH_ACCOUNT" in path.read_text()
     assert options["constraint"] == "gpu" and options["gpus-per-task"] == "1"
     assert "requeue" in options and options["signal"].startswith("B:USR1@")
     assert "cpus-per-task" in options
@@ -79,8 +82,8 @@ def test_train_template_matches_the_paper_layout():
     assert options["nodes"] == "4" and options["ntasks-per-node"] == "4"  # 16 A100s
 
 
-def render(template: str, tmp_path: Path, **env: str) -> list[list[str]]:
-    """The commands a template would run (DRY_RUN=1), split into words."""
+def render_output(template: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run a template with DRY_RUN=1 and return the finished process (stdout: commands, stderr: log)."""
     environ = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -93,6 +96,12 @@ def render(template: str, tmp_path: Path, **env: str) -> list[list[str]]:
         ["bash", str(SLURM / template)], cwd=tmp_path, env=environ, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def render(template: str, tmp_path: Path, **env: str) -> list[list[str]]:
+    """The commands a template would run (DRY_RUN=1), split into words."""
+    result = render_output(template, tmp_path, **env)
     lines = [line for line in result.stdout.splitlines() if line.startswith("DRY_RUN:")]
     assert lines, result.stdout + result.stderr
     return [shlex.split(line[len("DRY_RUN:") :]) for line in lines]
@@ -131,30 +140,53 @@ def test_train_command_for_a_new_run(tmp_path):
         "python",
         "scripts/train.py",
         "--horovod",
-        "--data",
-        f"{scratch}/data/jetnet",
-        "--out",
-        f"{scratch}/runs/j150",
         "--verbose",
         "2",
-        "--config",
-        "configs/fpcd_jetnet150.json",
         "--particles",
         "150",
         "--max-jets-per-class",
         "1000",
     ]
+    # train.py's own defaults carry data, run directory and config (what a user types by hand)
+    assert job_environment(
+        "train_fpcd.sh", tmp_path, CONFIG="configs/fpcd_jetnet150.json", RUN_NAME="j150"
+    ) == {
+        "GSGM_DATA": f"{scratch}/data/jetnet",
+        "GSGM_RUN_DIR": f"{scratch}/runs/j150",
+        "GSGM_CONFIG": "configs/fpcd_jetnet150.json",
+    }
+
+
+def job_environment(template: str, tmp_path: Path, **env: str) -> dict[str, str]:
+    """The GSGM_* variables a template exports to its job step (its ``DRY_RUN env:`` line)."""
+    result = render_output(template, tmp_path, **env)
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("DRY_RUN env:")]
+    return dict(word.split("=", 1) for word in shlex.split(line[len("DRY_RUN env:") :]))
+
+
+def test_train_defaults_and_what_would_be_submitted(tmp_path):
+    result = render_output("train_fpcd.sh", tmp_path)
+    assert "python scripts/train.py --horovod --verbose 2" in result.stdout
+    assert "GSGM_CONFIG" not in result.stdout  # train.py's default: configs/fpcd_jetnet30.json
+    assert "SBATCH_ACCOUNT unset" in result.stderr and "#SBATCH --nodes=4" in result.stderr
+    with_account = render_output("train_fpcd.sh", tmp_path, SBATCH_ACCOUNT="m4242")
+    assert "with account m4242" in with_account.stderr
 
 
 def test_train_command_resumes_an_existing_run(tmp_path):
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     (run / "config.json").write_text("{}")
+    result = render_output(
+        "train_fpcd.sh", tmp_path, RUN_DIR=str(run), NODES="3", GPUS_PER_NODE="2", EPOCHS="7"
+    )
+    assert "holds a run: resuming" in result.stderr
     (command,) = render("train_fpcd.sh", tmp_path, RUN_DIR=str(run), NODES="3", GPUS_PER_NODE="2", EPOCHS="7")
     srun, python = split_srun(command)
     assert srun[:2] == ["--nodes=3", "--ntasks-per-node=2"]
-    assert "--resume" in python and "--config" not in python and "--epochs" not in python
-    assert python[python.index("--out") + 1] == str(run)
+    # train.py resumes by itself; --epochs is checked against the run's own
+    assert "--config" not in python and python[python.index("--epochs") + 1] == "7"
+    assert job_environment("train_fpcd.sh", tmp_path, RUN_DIR=str(run))["GSGM_RUN_DIR"] == str(run)
 
 
 def test_distill_sample_and_tune_commands(tmp_path):

@@ -57,7 +57,8 @@ def test_default_space_covers_what_the_paper_tuned_and_is_valid():
     # the paper's architecture is one of the points of the space
     assert 512 in space["jet_net.width"] and 8 in space["particle_net.num_transformer_blocks"]
     lr = space["training.learning_rate"]
-    assert lr["min"] <= 16e-4 <= lr["max"]
+    # per rank, like the configs: the paper's 16e-4 on 16 ranks and the released code's 3e-4
+    assert lr["min"] < 16e-4 / 16 < lr["max"] and lr["min"] < 3e-4 < lr["max"]
 
 
 def test_apply_values_parses_list_fields_and_validates():
@@ -111,6 +112,8 @@ def tune_args(tmp_path: Path, tuner_dir: Path, max_trials: int) -> list[str]:
     return [
         "--config",
         str(config),
+        "--data",
+        "builtin",
         "--tuner-dir",
         str(tuner_dir),
         "--space",
@@ -139,13 +142,15 @@ def test_tiny_search_exports_a_config_that_trains_and_can_be_continued(tmp_path)
     best = load_config(tuner_dir / "best.json")  # validated on load
     assert best.name == "quick-tuned" and best.jet_net.width in (8, 16)
     assert best.embedding.time_dims in ([8, 8], [4, 8])
-    assert 1e-4 <= best.training.learning_rate <= 3e-3
+    assert 3e-5 <= best.training.learning_rate <= 3e-3
 
     run = tmp_path / "run"
     run_script(
         "train.py",
         "--config",
         str(tuner_dir / "best.json"),
+        "--data",
+        "builtin",
         "--out",
         str(run),
         "--epochs",

@@ -12,7 +12,7 @@ The directory layout is JetNet's: one file per class, ``g.hdf5 ... z.hdf5`` (30 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,11 @@ JETNET_SEED = 42
 # Zenodo records of the JetNet files, as in jetnet 0.2.5 ``JetNet._ZENODO_RECORD_IDS``.
 ZENODO_RECORDS: dict[int, int] = {30: 6975118, 150: 6975117}
 BUILTIN = "builtin"
+#: Environment variable naming the JetNet directory used when no data directory is given.
+ENV_DATA = "GSGM_DATA"
+#: Where JetNet is looked for when neither ``--data`` nor ``$GSGM_DATA`` is given (relative to the
+#: working directory, i.e. the checkout for scripts/ and the Slurm templates).
+DEFAULT_DATA_DIR = "data/jetnet"
 
 
 class MissingDataError(FileNotFoundError):
@@ -59,6 +64,12 @@ class MissingDataError(FileNotFoundError):
 def builtin_data_dir() -> Path:
     """The sample shipped with gsgm: ``gsgm/data/builtin/`` (2000 Pythia jets per class, P = 30 and 150)."""
     return Path(__file__).resolve().parent / "builtin"
+
+
+def default_data_spec(environ: Mapping[str, str] | None = None) -> str:
+    """The data directory used when none is given: ``$GSGM_DATA``, else ``data/jetnet``."""
+    environ = os.environ if environ is None else environ
+    return environ.get(ENV_DATA) or DEFAULT_DATA_DIR
 
 
 def resolve_data_dir(spec: str | os.PathLike) -> Path:
@@ -162,8 +173,9 @@ def missing_data_message(directory: Path, classes: Sequence[str], num_particles:
         "    (gsgm.data.loading.download_with_jetnet);",
         f"  - or generate your own: python scripts/make_jets.py --classes {','.join(classes)} "
         f"--particles {num_particles} --out {directory}",
-        f"The shipped sample (2000 Pythia jets per class) is available as the data directory "
-        f"'{BUILTIN}' ({builtin_data_dir()}).",
+        f"Without --data, gsgm looks in ${ENV_DATA}, else in ./{DEFAULT_DATA_DIR}.",
+        f"To train on the shipped stand-in instead (2000 Pythia jets per class, not JetNet), pass "
+        f"--data {BUILTIN} ({builtin_data_dir()}).",
     ]
     return "\n".join(lines)
 

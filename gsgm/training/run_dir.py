@@ -24,7 +24,7 @@ import os
 import platform
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,17 @@ from typing import Any
 import numpy as np
 
 from gsgm.utils.atomic import write_json_atomic, write_text_atomic
+
+#: Environment variable naming the run directory when ``--out`` is not given.
+ENV_RUN_DIR = "GSGM_RUN_DIR"
+#: Parent of the default run directories (``runs/<config name>``), relative to the working directory.
+DEFAULT_RUNS_ROOT = "runs"
+
+
+def default_run_dir(config_name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The run directory when none is given: ``$GSGM_RUN_DIR``, else ``runs/<config name>``."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get(ENV_RUN_DIR) or Path(DEFAULT_RUNS_ROOT) / config_name)
 
 
 class RunDirectoryError(FileNotFoundError):

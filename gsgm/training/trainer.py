@@ -15,6 +15,7 @@ default single-process object) nothing changes.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -28,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gsgm.config import FPCDConfig, load_config, save_config
+from gsgm.config import FPCDConfig, config_to_dict, load_config, resolve_config_path, save_config
 from gsgm.data.jetnet_format import JET_CLASSES, JetSample
 from gsgm.data.loading import load_jets, resolve_data_dir
 from gsgm.data.pipeline import make_dataset, train_valid_split
@@ -67,16 +68,26 @@ def build_model(cfg: FPCDConfig, num_particles: int, seed: int) -> FPCDModel:
     return FPCDModel(jet_net, particle_net, ema_decay=cfg.training.ema_decay, seed=seed)
 
 
+def effective_learning_rate(cfg: FPCDConfig, num_replicas: int) -> float:
+    """Initial learning rate of a run on ``num_replicas`` ranks: ``training.learning_rate`` is per rank.
+
+    The released code scales a per-replica rate by the number of Horovod ranks, and so do we: the
+    paper's 16e-4 on 16 GPUs is ``learning_rate: 1e-4`` in ``configs/fpcd_jetnet30.json``.
+    """
+    return float(cfg.training.learning_rate) * int(num_replicas)
+
+
 def make_optimizer(
     cfg: FPCDConfig, steps_per_epoch: int, num_replicas: int = 1
 ) -> keras.optimizers.Optimizer:
     """The configured optimizer (released code: Adamax) with cosine decay over all planned steps.
 
-    The initial learning rate is scaled by the number of replicas, as the released code does with
-    Horovod; ``clipnorm`` clips each gradient tensor separately, like its per-tensor clip_by_norm.
+    The initial learning rate is :func:`effective_learning_rate` (per-rank rate times ranks, as the
+    released code does with Horovod); ``clipnorm`` clips each gradient tensor separately, like its
+    per-tensor clip_by_norm.
     """
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.training.learning_rate * num_replicas,
+        initial_learning_rate=effective_learning_rate(cfg, num_replicas),
         decay_steps=max(1, cfg.training.epochs * steps_per_epoch),
     )
     optimizers = {
@@ -167,6 +178,37 @@ def load_training_data(
     )
 
 
+def _require_same_config(
+    config: str | os.PathLike | FPCDConfig, run_cfg: FPCDConfig, run: RunDirectory, epochs, seed
+) -> None:
+    """Refuse to resume ``run`` with a config other than its own (it would be silently ignored)."""
+    given = config if isinstance(config, FPCDConfig) else load_config(resolve_config_path(config))
+    given = copy.deepcopy(given)
+    if epochs is not None:
+        given.training.epochs = int(epochs)
+    if seed is not None:
+        given.training.seed = int(seed)
+    mine, theirs = _flatten(config_to_dict(given)), _flatten(config_to_dict(run_cfg))
+    differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differing:
+        source = "the given config" if isinstance(config, FPCDConfig) else str(config)
+        raise TrainingSetupError(
+            f"{run.path} holds a run made from another config ({source} differs in "
+            f"{', '.join(differing[:5])}{' ...' if len(differing) > 5 else ''}): resume it without a "
+            "config, or choose another run directory (--out / $GSGM_RUN_DIR)"
+        )
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _epoch_dataset(
     arrays: list[np.ndarray], epoch: int, cfg: FPCDConfig, dist: Distributed
 ) -> tf.data.Dataset:
@@ -213,12 +255,12 @@ def _dump_final_weights(debug_dir: Path, model: keras.Model, dist: Distributed) 
 
 
 def train(
-    config: str | os.PathLike | FPCDConfig,
+    config: str | os.PathLike | FPCDConfig | None,
     data: str,
     out: str | os.PathLike,
     num_particles: int | None = None,
     epochs: int | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     seed: int | None = None,
     max_jets_per_class: int | None = None,
     verbose: int = 1,
@@ -229,13 +271,17 @@ def train(
     """Train FPCD on the JetNet files in ``data`` (a directory or ``"builtin"``) into run directory ``out``.
 
     Args:
-        config: path of a JSON config (validated) or an FPCDConfig; ignored when resuming (the run's
-            own config.json is used).
+        config: path of a JSON config (validated) or an FPCDConfig; None: :data:`gsgm.config.DEFAULT_CONFIG`
+            for a new run. When resuming, the run's own config.json is used, and a ``config`` given
+            here must equal it (after the ``epochs``/``seed`` overrides), else TrainingSetupError.
         data: directory with JetNet files, or ``"builtin"`` for the shipped Pythia sample.
         out: run directory; must not hold a run unless ``resume``.
         num_particles: 30 or 150; must match the config's data.num_particles if given.
         epochs: overrides training.epochs (also the length of the cosine schedule).
-        resume: continue from the run's newest checkpoint with the same schedule position.
+        resume: True: continue from the run's newest checkpoint with the same schedule position;
+            False: start a new run (``out`` must not hold one); ``"auto"``: resume when ``out``
+            holds a run, else start one (what a requeued batch job needs). Under several ranks the
+            decision is rank 0's, taken before any rank writes.
         seed: overrides training.seed.
         max_jets_per_class: use only the first jets of each class's training split (quick runs).
         verbose: Keras verbosity (0 silent, 1 progress bar, 2 one line per epoch).
@@ -255,6 +301,12 @@ def train(
         )
     num_replicas = dist.size if num_replicas is None else int(num_replicas)
     run = RunDirectory(out)
+    if resume == "auto":
+        # Every rank looks before rank 0 can create the directory (it does so only after the barrier
+        # below), and all follow rank 0, so the ranks never disagree about resuming.
+        resume = bool(dist.allgather_object(run.exists())[0])
+    elif resume not in (True, False):
+        raise TrainingSetupError(f"resume must be True, False or 'auto', got {resume!r}")
     if resume:
         run.require()
         cfg = load_config(run.config_path)
@@ -264,6 +316,13 @@ def train(
                 f"--epochs {epochs} differs from the run's training.epochs={cfg.training.epochs}; "
                 "a resumed run keeps its schedule"
             )
+        if seed is not None and seed != cfg.training.seed:
+            raise TrainingSetupError(
+                f"--seed {seed} differs from the run's training.seed={cfg.training.seed}; a resumed run "
+                "keeps its seed"
+            )
+        if config is not None:
+            _require_same_config(config, cfg, run, epochs, seed)
         data = metadata.get("data_source", data)
         max_jets_per_class = metadata.get("max_jets_per_class", max_jets_per_class)
         if metadata.get("num_ranks", 1) != dist.size:
@@ -274,7 +333,7 @@ def train(
     else:
         if run.exists():
             raise TrainingSetupError(f"{run.path} already holds a run: pass --resume or choose another --out")
-        cfg = config if isinstance(config, FPCDConfig) else load_config(config)
+        cfg = config if isinstance(config, FPCDConfig) else load_config(resolve_config_path(config))
         if epochs is not None:
             cfg.training.epochs = int(epochs)
         if seed is not None:
@@ -326,7 +385,10 @@ def train(
                 "class_index": {c: JET_CLASSES.index(c) for c in classes},
                 "num_ranks": dist.size,
                 "per_rank_batch_size": cfg.training.batch_size,
+                "global_batch_size": cfg.training.batch_size * dist.size,
+                "learning_rate_per_rank": cfg.training.learning_rate,
                 "learning_rate_scale": num_replicas,
+                "effective_learning_rate": effective_learning_rate(cfg, num_replicas),
             }
         )
 
@@ -437,13 +499,16 @@ def fit_epochs(
         steps = steps_per_epoch
         if steps is None and dist.size > 1:
             steps = _common_steps(train_dataset, dist)
+        # Keras' own progress output would read "Epoch 7/7" (fit runs one epoch at a time): it stays
+        # silent, and the loop prints "epoch 7/30" itself (plus a batch bar with verbose=1).
         result = model.fit(
             train_dataset,
             validation_data=valid_dataset,
             epochs=epoch + 1,
             initial_epoch=epoch,
             steps_per_epoch=steps,
-            verbose=verbose,
+            verbose=0,
+            callbacks=[BatchProgressBar(steps)] if verbose == 1 else [],
             shuffle=False,  # the dataset is already shuffled with an epoch-dependent seed
         ).history
         metrics = dist.average_scalars({k: float(v[-1]) for k, v in result.items()})
@@ -470,9 +535,46 @@ def fit_epochs(
         if dist.is_chief:
             run.write_history(history)
             save_checkpoint(run, model, state, epoch)
+        if verbose:
+            print(format_epoch_line(row, epochs), flush=True)
         if state.stopped_early and verbose:
             print(f"early stopping after epoch {epoch}: no improvement since epoch {state.best_epoch}")
     return state
+
+
+def format_epoch_line(row: dict[str, float], epochs: int) -> str:
+    """One line per finished epoch: ``epoch 7/30 - loss 0.1234 - val_loss 0.1301 - lr 1.5e-03 - 12.1 s``.
+
+    ``row`` is a history row (0-based ``epoch``, the metrics, ``learning_rate``, ``seconds``); the
+    epoch is printed 1-based out of the run's total.
+    """
+    parts = [f"epoch {int(row['epoch']) + 1}/{epochs}"]
+    for key, value in row.items():
+        if key not in ("epoch", "learning_rate", "seconds"):
+            parts.append(f"{key} {value:.4f}")
+    parts.append(f"lr {row['learning_rate']:.2e}")
+    parts.append(f"{row['seconds']:.1f} s")
+    return " - ".join(parts)
+
+
+class BatchProgressBar(keras.callbacks.Callback):
+    """A progress bar over the batches of one epoch (with the running losses and an ETA)."""
+
+    def __init__(self, steps: int | None):
+        super().__init__()
+        self.steps = steps
+        self._bar: keras.utils.Progbar | None = None
+
+    def on_train_begin(self, logs=None):
+        self._bar = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        values = [(k, float(v)) for k, v in (logs or {}).items()]
+        if self._bar is None:
+            # The logged losses are already running means: shown as they are, not averaged again.
+            names = [k for k, _ in values]
+            self._bar = keras.utils.Progbar(self.steps, stateful_metrics=names, unit_name="step")
+        self._bar.update(batch + 1, values=values)
 
 
 def _common_steps(dataset: tf.data.Dataset, dist: Distributed) -> int:
