@@ -35,12 +35,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from gsgm.training.trainer import build_model  # noqa: E402
 from sampling_timing import realistic_inputs, sampling_seconds  # noqa: E402
 
 from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import JET_CLASSES  # noqa: E402
 from gsgm.data.loading import load_jets, resolve_data_dir  # noqa: E402
-from gsgm.training.trainer import build_model  # noqa: E402
 
 
 def machine() -> dict:
@@ -125,9 +125,9 @@ def compare(generated: tuple[np.ndarray, np.ndarray], truth: tuple[np.ndarray, n
 
 
 def fidelity(args) -> dict:
+    from gsgm.families.fpcd import load_trained_model
     from gsgm.training.distill import resolve_run_for_steps
     from gsgm.training.sampling import generate_jets
-    from gsgm.training.trainer import load_trained_model
 
     run = Path(args.run)
     cfg = load_config(run / "config.json")

@@ -29,7 +29,8 @@ from gsgm.data.jetnet_format import JET_CLASSES  # noqa: E402
 from gsgm.data.loading import load_jets, resolve_data_dir  # noqa: E402
 from gsgm.data.pipeline import make_dataset  # noqa: E402
 from gsgm.data.preprocessing import JetPreprocessor  # noqa: E402
-from gsgm.training.trainer import build_model, make_optimizer  # noqa: E402
+from gsgm.families.fpcd import build_model
+from gsgm.training.optim import make_optimizer  # noqa: E402
 
 
 def best_of(repeats: int, function) -> float:
@@ -47,7 +48,7 @@ def train_step_ms_per_jet(cfg, num_particles: int, repeats: int) -> float:
     batch_size = cfg.training.batch_size
     batch = next(iter(make_dataset(*arrays, sample.labels, batch_size=batch_size, shuffle=True, seed=0)))
     model = build_model(cfg, num_particles, seed=0)
-    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch=1000))
+    model.compile(optimizer=make_optimizer(cfg.training, steps_per_epoch=1000))
     step = tf.function(model.train_step)
     step(batch)  # trace
 

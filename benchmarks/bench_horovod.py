@@ -68,8 +68,9 @@ def worker(args: argparse.Namespace) -> None:
 
     from gsgm.config import load_config
     from gsgm.data.pipeline import make_dataset
+    from gsgm.families.fpcd import build_model, load_training_data
     from gsgm.training.distributed import init_distributed
-    from gsgm.training.trainer import build_model, load_training_data, make_optimizer
+    from gsgm.training.optim import make_optimizer
 
     dist = init_distributed("horovod" if args.horovod else "none")
     cfg = load_config(args.config)
@@ -86,7 +87,8 @@ def worker(args: argparse.Namespace) -> None:
     )
     model = build_model(cfg, cfg.data.num_particles, cfg.training.seed)
     model.compile(
-        optimizer=make_optimizer(cfg, args.steps, dist.size), jit_compile=False if dist.size > 1 else "auto"
+        optimizer=make_optimizer(cfg.training, args.steps, dist.size),
+        jit_compile=False if dist.size > 1 else "auto",
     )
     model.distributed = dist
     model.optimizer.build(model.optimized_variables)

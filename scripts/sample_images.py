@@ -44,7 +44,8 @@ def main() -> int:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     quiet_tensorflow()
     from gsgm.data.jetnet_format import parse_classes
-    from gsgm.training.image_training import generate_images, load_image_run, write_images_file
+    from gsgm.families.jet_images import load_image_run
+    from gsgm.training.image_training import generate_images, write_images_file
     from gsgm.training.run_dir import package_versions
 
     model, cfg = load_image_run(args.run)

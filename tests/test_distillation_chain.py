@@ -15,18 +15,19 @@ import tensorflow as tf
 
 from gsgm.config import load_config
 from gsgm.data.jetnet_format import read_jetnet_file, validate_arrays
-from gsgm.training import trainer as trainer_module
+from gsgm.families.fpcd import FPCD, build_distillation_model, build_model, load_trained_model, train
+from gsgm.training import loop as trainer_module
 from gsgm.training.distill import (
     DistillationSetupError,
     distill_chain,
     resolve_run_for_steps,
     stage_dir,
 )
-from gsgm.training.distillation_model import DistillationModel, build_distillation_model
+from gsgm.training.distillation_model import DistillationModel
 from gsgm.training.fpcd_model import FPCDModel
+from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory
 from gsgm.training.sampling import generate_jets
-from gsgm.training.trainer import build_model, load_trained_model, make_optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = (4, 2, 1)
@@ -65,7 +66,7 @@ def base_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def chain(base_run) -> list[Path]:
     """The base run distilled 8 -> 4 -> 2 -> 1 in one call (2 epochs per stage)."""
-    return distill_chain(base_run, until=1, epochs_per_stage=EPOCHS, verbose=0)
+    return distill_chain(FPCD, base_run, until=1, epochs_per_stage=EPOCHS, verbose=0)
 
 
 def test_chain_writes_one_loadable_run_per_stage(base_run, chain):
@@ -156,7 +157,7 @@ def test_student_starts_as_the_teacher_and_saves_as_an_fpcd_model(base_run, tmp_
 
     assert hasattr(FPCDModel, "_diffusion_losses")
     student._diffusion_losses = spy.__get__(student)
-    student.compile(optimizer=make_optimizer(cfg, steps_per_epoch=10))
+    student.compile(optimizer=make_optimizer(cfg.training, steps_per_epoch=10))
     batch = {
         "particles": tf.zeros([3, 30, 3]),
         "jets": tf.zeros([3, 4]),
@@ -183,7 +184,7 @@ def test_resume_in_the_middle_of_a_stage_matches_the_uninterrupted_chain(
 
     monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        distill_chain(run, until=1, epochs_per_stage=EPOCHS, verbose=0)
+        distill_chain(FPCD, run, until=1, epochs_per_stage=EPOCHS, verbose=0)
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
     assert RunDirectory(stage_dir(run, 2)).latest_checkpoint().name == "epoch-0000"
     assert not stage_dir(run, 1).exists()
@@ -192,7 +193,7 @@ def test_resume_in_the_middle_of_a_stage_matches_the_uninterrupted_chain(
     finished_first = (stage_dir(run, 4) / "history.csv").stat().st_mtime_ns
     (epoch_zero,) = RunDirectory(stage_dir(run, 2)).read_history()
 
-    distill_chain(run, until=1, verbose=0)  # the same command again: start and epochs from chain.json
+    distill_chain(FPCD, run, until=1, verbose=0)  # the same command again: start and epochs from chain.json
     assert (stage_dir(run, 4) / "history.csv").stat().st_mtime_ns == finished_first  # not retrained
     for num_steps in (2, 1):
         resumed = RunDirectory(stage_dir(run, num_steps))
@@ -209,9 +210,9 @@ def test_resume_in_the_middle_of_a_stage_matches_the_uninterrupted_chain(
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     with pytest.raises(DistillationSetupError, match="start steps 8, not 16"):
-        distill_chain(run, until=1, start_steps=16, verbose=0)
+        distill_chain(FPCD, run, until=1, start_steps=16, verbose=0)
     with pytest.raises(DistillationSetupError, match="power of two"):
-        distill_chain(tmp_path / "copy", until=3, verbose=0)
+        distill_chain(FPCD, tmp_path / "copy", until=3, verbose=0)
 
 
 def test_resolve_run_for_steps_picks_the_stage_or_names_the_available_ones(base_run, chain):

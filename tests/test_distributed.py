@@ -13,6 +13,7 @@ import pytest
 
 from gsgm.config import config_to_dict, load_config
 from gsgm.data.pipeline import make_dataset, train_valid_split
+from gsgm.families.fpcd import build_model, train
 from gsgm.training import distributed as distributed_module
 from gsgm.training.distributed import (
     LAUNCHER_SIZE_VARIABLES,
@@ -21,8 +22,9 @@ from gsgm.training.distributed import (
     init_distributed,
     launcher_world_size,
 )
+from gsgm.training.loop import TrainingSetupError
+from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory
-from gsgm.training.trainer import TrainingSetupError, build_model, make_optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "quick.json"
@@ -252,8 +254,8 @@ def test_only_rank_zero_writes_and_ranks_get_disjoint_jets(no_launcher, tmp_path
 
 def test_learning_rate_scales_with_the_number_of_ranks():
     cfg = tiny_config()
-    one = make_optimizer(cfg, steps_per_epoch=10, num_replicas=1)
-    four = make_optimizer(cfg, steps_per_epoch=10, num_replicas=4)
+    one = make_optimizer(cfg.training, steps_per_epoch=10, num_replicas=1)
+    four = make_optimizer(cfg.training, steps_per_epoch=10, num_replicas=4)
     assert float(four.learning_rate) == pytest.approx(4 * float(one.learning_rate))
 
 
@@ -303,7 +305,7 @@ def test_model_passes_gradients_and_noise_through_the_distributed_object(real_je
     assert eval_loss(Distributed(1, 2)) != single  # rank 1 draws other noise
 
     model = build_model(cfg, 30, seed=3)
-    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch=100))
+    model.compile(optimizer=make_optimizer(cfg.training, steps_per_epoch=100))
     model.distributed = _ZeroGradients()
     before = [np.array(w) for w in model.jet_net.get_weights()]
     model.train_step(batch)

@@ -19,18 +19,13 @@ import tensorflow as tf
 
 from gsgm.config import ConfigError
 from gsgm.data.images import load_jet_images, make_image_dataset
+from gsgm.families.jet_images import build_image_model, load_image_run, train_images
 from gsgm.images_config import load_images_config, resolve_from_data
-from gsgm.training import trainer as trainer_module
-from gsgm.training.image_training import (
-    _optimizer,
-    build_image_model,
-    generate_images,
-    load_image_run,
-    read_images_file,
-    train_images,
-)
+from gsgm.training import loop as trainer_module
+from gsgm.training.image_training import generate_images, read_images_file
+from gsgm.training.loop import TrainingSetupError
+from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory
-from gsgm.training.trainer import TrainingSetupError
 
 pytestmark = [
     pytest.mark.slow,
@@ -269,7 +264,7 @@ def test_train_steps_trace_in_graph_mode():
             cfg, {"nonzero_q05": 1.4e-3, "max_pairwise_distance": 1.3, "pixel_std": 0.024}
         )
         model = build_image_model(cfg, total_steps=10)
-        model.compile(optimizer=_optimizer(cfg))
+        model.compile(optimizer=make_optimizer(cfg.training, 1, schedule="constant"))
         images, labels = load_jet_images("builtin", "t", split="valid", max_jets_per_class=8)
         before = [np.asarray(w) for w in model.target_net.get_weights()]
         history = model.fit(make_image_dataset(images, labels, 8), epochs=1, shuffle=False, verbose=0).history

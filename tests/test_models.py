@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from gsgm.config import EmbeddingConfig, JetNetConfig, ParticleNetConfig, load_config
-from gsgm.models import build_fpcd_networks, build_jet_net, build_particle_net
+from gsgm.families.fpcd import build_fpcd_networks
+from gsgm.models import build_jet_net, build_particle_net
 from gsgm.models.particle_transformer import ParticleAttentionMask, TransformerEncoderBlock
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"

@@ -9,7 +9,7 @@ from test_training import QUICK
 from gsgm.config import load_config
 from gsgm.data.jetnet_format import JET_CLASSES
 from gsgm.diffusion.point_cloud import _multiplicity_buckets, sample_point_clouds
-from gsgm.training.trainer import build_model
+from gsgm.families.fpcd import build_model
 
 
 @pytest.fixture(scope="module")

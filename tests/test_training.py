@@ -10,10 +10,12 @@ import pytest
 
 from gsgm.config import ConfigError, load_config
 from gsgm.data.jetnet_format import read_jetnet_file, write_jetnet_file
-from gsgm.training import trainer as trainer_module
+from gsgm.families.fpcd import build_model, load_trained_model, train
+from gsgm.training import loop as trainer_module
+from gsgm.training.loop import TrainingSetupError
+from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory, RunDirectoryError
 from gsgm.training.sampling import generate_jets
-from gsgm.training.trainer import TrainingSetupError, build_model, load_trained_model, train
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "quick.json"
@@ -124,7 +126,7 @@ def test_loss_decreases_when_overfitting_one_batch(real_jets30):
     arrays = JetPreprocessor.fit(sample).transform(sample)
     batch = next(iter(make_dataset(*arrays, sample.labels, batch_size=32, shuffle=False)))
     model = build_model(cfg, 30, seed=3)
-    model.compile(optimizer=trainer_module.make_optimizer(cfg, steps_per_epoch=10_000))
+    model.compile(optimizer=make_optimizer(cfg.training, steps_per_epoch=10_000))
 
     def held_fixed_loss() -> float:
         # test_step draws its noise from the eval counter: resetting it makes the evaluation repeatable

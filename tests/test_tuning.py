@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from gsgm.config import ConfigError, config_to_dict, load_config
+from gsgm.families.fpcd import FPCD
+from gsgm.families.fpcd import SEARCH_SPACE as DEFAULT_SPACE
+from gsgm.training.loop import TrainingSetupError
 from gsgm.training.run_dir import RunDirectory
-from gsgm.training.trainer import TrainingSetupError
-from gsgm.training.tuning import DEFAULT_SPACE, apply_values, check_space, declare, load_space
+from gsgm.training.tuning import apply_values, check_space, declare, load_space
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "quick.json"
@@ -41,9 +43,9 @@ def tiny_config():
 
 def test_default_space_covers_what_the_paper_tuned_and_is_valid():
     cfg = load_config(REPO / "configs" / "fpcd_jetnet30.json")
-    space = load_space(None)
+    space = load_space(None, FPCD)
     assert space == DEFAULT_SPACE and space is not DEFAULT_SPACE
-    check_space(cfg, space)
+    check_space(FPCD, cfg, space)
     for key in (
         "embedding.cond_dim",
         "jet_net.num_blocks",
@@ -63,11 +65,11 @@ def test_default_space_covers_what_the_paper_tuned_and_is_valid():
 
 def test_apply_values_parses_list_fields_and_validates():
     cfg = tiny_config()
-    tuned = apply_values(cfg, {"embedding.time_dims": "16,32", "jet_net.width": 64})
+    tuned = apply_values(FPCD, cfg, {"embedding.time_dims": "16,32", "jet_net.width": 64})
     assert tuned.embedding.time_dims == [16, 32] and tuned.jet_net.width == 64
     assert cfg.jet_net.width == 16  # the base is not modified
     with pytest.raises(ConfigError, match="num_heads"):
-        apply_values(cfg, {"particle_net.num_heads": 3})
+        apply_values(FPCD, cfg, {"particle_net.num_heads": 3})
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_apply_values_parses_list_fields_and_validates():
 )
 def test_bad_search_spaces_are_rejected_before_searching(space, message):
     with pytest.raises((TrainingSetupError, ConfigError), match=message):
-        check_space(tiny_config(), space)
+        check_space(FPCD, tiny_config(), space)
 
 
 def test_declare_registers_choices_and_ranges():

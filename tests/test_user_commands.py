@@ -24,14 +24,10 @@ from gsgm.config import (
 )
 from gsgm.data.jetnet_format import class_file_name, read_jetnet_file, write_jetnet_file
 from gsgm.data.loading import DEFAULT_DATA_DIR, ENV_DATA, builtin_data_dir, default_data_spec
+from gsgm.families.fpcd import train
+from gsgm.training.loop import TrainingSetupError, format_epoch_line
+from gsgm.training.optim import effective_learning_rate, make_optimizer
 from gsgm.training.run_dir import ENV_RUN_DIR, RunDirectory, default_run_dir
-from gsgm.training.trainer import (
-    TrainingSetupError,
-    effective_learning_rate,
-    format_epoch_line,
-    make_optimizer,
-    train,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = str(REPO / "scripts" / "train.py")
@@ -39,13 +35,13 @@ TRAIN = str(REPO / "scripts" / "train.py")
 
 def test_paper_config_starts_at_16e4_on_16_ranks():
     cfg = load_config(REPO / "configs" / "fpcd_jetnet30.json")
-    assert effective_learning_rate(cfg, 16) == pytest.approx(1.6e-3, rel=1e-12)
-    optimizer = make_optimizer(cfg, steps_per_epoch=100, num_replicas=16)
+    assert effective_learning_rate(cfg.training, 16) == pytest.approx(1.6e-3, rel=1e-12)
+    optimizer = make_optimizer(cfg.training, steps_per_epoch=100, num_replicas=16)
     schedule = optimizer._learning_rate  # the cosine-decay schedule object
     assert float(keras.ops.convert_to_numpy(schedule(0))) == pytest.approx(1.6e-3, rel=1e-6)
     assert float(keras.ops.convert_to_numpy(schedule(100 * cfg.training.epochs))) < 1e-9
     cfg150 = load_config(REPO / "configs" / "fpcd_jetnet150.json")
-    assert effective_learning_rate(cfg150, 16) == pytest.approx(1.6e-3, rel=1e-12)
+    assert effective_learning_rate(cfg150.training, 16) == pytest.approx(1.6e-3, rel=1e-12)
 
 
 def test_defaults_come_from_the_environment_then_fixed_places(tmp_path, monkeypatch):

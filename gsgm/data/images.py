@@ -291,14 +291,21 @@ def make_image_dataset(
     batch_size: int,
     shuffle: bool = True,
     seed: int = 0,
+    rank: int = 0,
+    num_ranks: int = 1,
+    index: np.ndarray | None = None,
 ):
     """``tf.data`` batches of jet images for training: dicts ``images`` [B, N, N, 1], ``labels`` [B].
 
     Shuffling draws a permutation of indices from ``seed`` (one fixed order per dataset object; the
     training loop builds one dataset per epoch with an epoch-dependent seed, so a resumed run sees
-    the same batches) and gathers whole batches.
+    the same batches) and gathers whole batches. ``rank``/``num_ranks`` select this process' strided
+    shard before shuffling (:func:`gsgm.data.pipeline.shard_indices`); with ``index`` ([M] ids) each
+    batch also carries ``index`` [B] int64.
     """
     import tensorflow as tf
+
+    from gsgm.data.pipeline import shard_indices
 
     batch, _ = _as_image_batch(images)
     labels = np.asarray(labels).astype(np.int32)
@@ -308,10 +315,18 @@ def make_image_dataset(
         raise ValueError(f"labels must be in [0, {len(JET_CLASSES)}) (indices into JET_CLASSES)")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tensors = {"images": tf.constant(batch[..., None].astype(np.float32)), "labels": tf.constant(labels)}
-    index = np.arange(batch.shape[0], dtype=np.int64)
+    shard = shard_indices(batch.shape[0], rank, num_ranks)
+    if shard.size == 0:
+        raise ValueError(f"rank {rank} of {num_ranks} gets no images out of {batch.shape[0]}")
+    tensors = {
+        "images": tf.constant(batch[shard][..., None].astype(np.float32)),
+        "labels": tf.constant(labels[shard]),
+    }
+    if index is not None:
+        tensors["index"] = tf.constant(np.asarray(index, dtype=np.int64)[shard])
+    order = np.arange(shard.size, dtype=np.int64)
     if shuffle:
-        index = np.random.default_rng(seed).permutation(index)
-    ds = tf.data.Dataset.from_tensor_slices(index).batch(int(batch_size))
+        order = np.random.default_rng(seed).permutation(order)
+    ds = tf.data.Dataset.from_tensor_slices(order).batch(int(batch_size))
     ds = ds.map(lambda i: {k: tf.gather(v, i) for k, v in tensors.items()})
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -72,6 +72,7 @@ def make_dataset(
     num_ranks: int = 1,
     drop_remainder: bool = False,
     repeat: bool = False,
+    index: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batched dataset of normalised jets for one rank.
 
@@ -89,6 +90,8 @@ def make_dataset(
         drop_remainder: drop the last, smaller batch of each epoch (ignored in effect when ``repeat``,
             since epochs then run into each other).
         repeat: repeat forever (the caller then sets steps_per_epoch).
+        index: optional [N] integer id per jet; batches then also carry ``index`` [B] int64 (the
+            training driver records which jets each rank saw; the order is unchanged by it).
 
     Returns:
         Dataset of dicts of float32 tensors: ``particles`` [B, P, 3], ``jets`` [B, 4],
@@ -124,6 +127,8 @@ def make_dataset(
         "class_onehot": tf.constant(onehot),
         "mask": tf.constant(mask[idx][..., None]),
     }
+    if index is not None:
+        tensors["index"] = tf.constant(np.asarray(index, dtype=np.int64)[idx])
 
     ds = tf.data.Dataset.range(idx.size)
     if shuffle:

@@ -32,7 +32,6 @@ import math
 import keras
 from keras import ops
 
-from gsgm.data.jetnet_format import JET_CLASSES
 from gsgm.images_config import UNetConfig
 from gsgm.models.embedding import GaussianFourierFeatures
 
@@ -102,7 +101,7 @@ def _res_block(h, emb, channels: int, cfg: UNetConfig, act: str, name: str):
 def build_unet(
     cfg: UNetConfig,
     num_pixels: int = 25,
-    num_classes: int = len(JET_CLASSES),
+    num_classes: int = 5,  # the JetNet classes g, q, t, w, z (models know no data: callers pass it)
     seed: int = 0,
     name: str = "unet",
 ) -> keras.Model:

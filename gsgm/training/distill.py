@@ -1,4 +1,4 @@
-"""Progressive distillation of a trained FPCD run, stage after stage, into loadable run directories.
+"""Progressive distillation of a trained run of any family, stage after stage, into loadable run directories.
 
 A chain halves the number of sampling steps until it reaches ``until``::
 
@@ -12,9 +12,14 @@ A chain halves the number of sampling steps until it reaches ``until``::
 Each stage is a complete run directory (gsgm.training.run_dir): config.json (``sampling.num_steps`` =
 the stage's steps, ``training.epochs`` = epochs of the stage), the base run's preprocessing.json,
 metadata.json (teacher, data hash...), history, best weights and checkpoints written by
-:func:`gsgm.training.trainer.fit_epochs`. A stage's weights have an FPCDModel's layout, so
-``load_trained_model(stage)`` and ``scripts/sample.py --run stage`` work as for any run, and
+:func:`gsgm.training.loop.fit_epochs`. A stage's weights have the base run's layout, so
+``family.load_run(stage)`` and ``scripts/sample.py --run stage`` work as for any run, and
 :func:`resolve_run_for_steps` maps ``(RUN, steps)`` to the stage that samples in that many steps.
+
+The family supplies the data (:meth:`Family.prepare_data` with the base run's preprocessing), the
+teacher (:meth:`Family.load_run`) and the student (:meth:`Family.build_distillation_model`); its
+config must have ``sampling.num_steps``. Under Horovod every rank trains on its shard of the data
+and only rank 0 writes.
 
 Running the chain again continues it: finished stages are skipped, an interrupted stage resumes from its
 newest checkpoint (the teacher is reloaded from its own run directory), later stages follow.
@@ -22,6 +27,7 @@ newest checkpoint (the teacher is reloaded from its own run directory), later st
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -29,18 +35,19 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from gsgm.config import FPCDConfig, load_config, save_config, validate_config
 from gsgm.data.loading import resolve_data_dir
-from gsgm.data.pipeline import make_dataset
-from gsgm.data.preprocessing import JetPreprocessor
-from gsgm.training.distillation_model import build_distillation_model
+from gsgm.training.distributed import Distributed
+from gsgm.training.driver import epoch_shuffle_seed
+from gsgm.training.family import Family, PreparedData
+from gsgm.training.loop import fit_epochs
+from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory, now_iso, package_versions
-from gsgm.training.trainer import fit_epochs, load_trained_model, load_training_data, make_optimizer
 from gsgm.utils.atomic import write_json_atomic
 
-# (train arrays, valid arrays, metadata about the data): see prepare_training_data.
-TrainingData = tuple[list, list, dict]
+# (prepared data of the base run, metadata about the data): see prepare_training_data.
+TrainingData = tuple[PreparedData, dict]
 
 DISTILL_DIR = "distill"
 CHAIN_FILE = "chain.json"
@@ -76,7 +83,8 @@ def chain_steps(start_steps: int, until: int) -> list[int]:
 
 def _stage_progress(stage: RunDirectory) -> tuple[int, int, bool]:
     """(epochs finished, epochs planned, finished) of a stage directory that exists."""
-    epochs = load_config(stage.config_path).training.epochs
+    # Read without the family's validator: only the number of epochs is needed here.
+    epochs = int(json.loads(stage.config_path.read_text())["training"]["epochs"])
     latest = stage.latest_checkpoint()
     if latest is None:
         return 0, epochs, False
@@ -159,33 +167,38 @@ def resolve_run_for_steps(run: str | os.PathLike, steps: int | None) -> Path:
     )
 
 
-def _stage_config(base_cfg: FPCDConfig, num_steps: int, epochs: int) -> FPCDConfig:
-    cfg = validate_config(base_cfg)  # a copy
+def _stage_config(family: Family, base_cfg: Any, num_steps: int, epochs: int) -> Any:
+    cfg = copy.deepcopy(base_cfg)
     cfg.name = f"{base_cfg.name}-distill-{num_steps:03d}"
     cfg.description = (
         f"{base_cfg.description} | Progressive distillation stage: samples in {num_steps} steps."
     )
     cfg.sampling.num_steps = int(num_steps)
-    cfg.training.epochs = int(epochs)
+    training = family.training_section(cfg)
+    training.epochs = int(epochs)
     # Each stage draws its own noise and data order (a stream id only; the weights come from the teacher).
-    cfg.training.seed = base_cfg.training.seed + int(num_steps)
+    training.seed = family.training_section(base_cfg).seed + int(num_steps)
     return cfg
 
 
-def prepare_training_data(base: RunDirectory, cfg: FPCDConfig, data: str | None) -> TrainingData:
+def prepare_training_data(family: Family, base: RunDirectory, cfg: Any, data: str | None) -> TrainingData:
     """The base run's training data, normalised and split exactly as the base run split them.
 
     Returns:
-        ([particles, jets, mask, labels] of the training part, the same of the validation part, a dict
-        describing the data for the stage's metadata). The hash is checked against the base run's.
+        (the family's prepared data, a dict describing the data for the stage's metadata). The hash is
+        checked against the base run's.
     """
     metadata = base.read_metadata()
     source = data or metadata.get("data_source")
     if source is None:
         raise DistillationSetupError(f"{base.path}/metadata.json names no data source: pass --data")
-    # The same loading, split and normalisation as the base run (the base run's fitted preprocessor).
-    prepared = load_training_data(
-        cfg, source, metadata.get("max_jets_per_class"), JetPreprocessor.load(base.preprocessing_path)
+    # The same loading, split and normalisation as the base run (``resume_run``: its preprocessing).
+    prepared = family.prepare_data(
+        cfg,
+        source,
+        max_per_class=metadata.get("max_jets_per_class"),
+        options=family.check_options(cfg, family.resumed_options(metadata, {})),
+        resume_run=base,
     )
     if metadata.get("data_sha256") not in (None, prepared.sha256):
         raise DistillationSetupError(
@@ -197,27 +210,28 @@ def prepare_training_data(base: RunDirectory, cfg: FPCDConfig, data: str | None)
         "data_source": str(source),
         "data_dir": str(resolve_data_dir(source)),
         "data_sha256": prepared.sha256,
-        "num_jets": len(prepared.sample),
-        "num_train": int(len(prepared.train_idx)),
-        "num_valid": int(len(prepared.valid_idx)),
-        "split_seed": cfg.training.seed,
+        "num_train": int(len(prepared.train_arrays[0])),
+        "num_valid": int(len(prepared.valid_arrays[0])),
+        "split_seed": family.training_section(cfg).seed,
     }
-    return prepared.train_arrays, prepared.valid_arrays, info
+    return prepared, info
 
 
 def _create_stage(
-    stage: RunDirectory, base: RunDirectory, teacher: Path, cfg: FPCDConfig, data_info: dict
+    family: Family, stage: RunDirectory, base: RunDirectory, teacher: Path, cfg: Any, data_info: dict
 ) -> None:
     """Write a new stage's preprocessing, metadata and (last, so ``exists()`` means complete) config."""
     stage.path.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(base.preprocessing_path, stage.preprocessing_path)
+    if base.preprocessing_path.is_file():
+        shutil.copyfile(base.preprocessing_path, stage.preprocessing_path)
     metadata = dict(base.read_metadata())
     metadata.update(data_info)
     metadata.update(
         {
             "created": now_iso(),
             "command": " ".join(shlex.quote(a) for a in sys.argv),
-            "seed": cfg.training.seed,
+            "family": family.name,
+            "seed": family.training_section(cfg).seed,
             "versions": package_versions(),
             "distillation": {
                 "num_steps": cfg.sampling.num_steps,
@@ -230,10 +244,11 @@ def _create_stage(
         }
     )
     stage.write_metadata(metadata)
-    save_config(cfg, stage.config_path)
+    family.save_config(cfg, stage.config_path)
 
 
 def distill_stage(
+    family: Family,
     base_run: str | os.PathLike,
     teacher_run: str | os.PathLike,
     num_steps: int,
@@ -241,66 +256,85 @@ def distill_stage(
     data: str | None = None,
     verbose: int = 2,
     training_data: TrainingData | None = None,
+    distributed: Distributed | None = None,
 ) -> RunDirectory:
     """Train (or continue) the ``num_steps``-step student of ``teacher_run`` into its stage directory.
 
     Args:
-        base_run: the trained FPCD run the chain starts from (data, preprocessing, architecture).
+        family: the base run's family.
+        base_run: the trained run the chain starts from (data, preprocessing, architecture).
         teacher_run: run directory of the teacher, sampling in ``2 * num_steps`` steps (the base run for
             the first stage, else the previous stage).
         num_steps: the student's steps; the stage goes to ``stage_dir(base_run, num_steps)``.
         epochs: epochs of this stage (used when the stage is created; an existing stage keeps its own).
         data: data directory or "builtin" (default: the base run's recorded data source).
-        verbose: Keras verbosity.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         training_data: :func:`prepare_training_data` of the base run, to share it between stages.
+        distributed: the process group (default single process); only rank 0 writes.
 
     Returns:
         The stage's RunDirectory, finished (all epochs, or stopped early).
     """
+    dist = distributed or Distributed()
     base = RunDirectory(base_run).require()
     stage = RunDirectory(stage_dir(base.path, num_steps))
-    base_cfg = load_config(base.config_path)
+    base_cfg = family.load_config(base.config_path)
     if training_data is None:
-        training_data = prepare_training_data(base, base_cfg, data)
-    train_arrays, valid_arrays, data_info = training_data
-    if stage.exists():
-        cfg = load_config(stage.config_path)
+        training_data = prepare_training_data(family, base, base_cfg, data)
+    prepared, data_info = training_data
+    exists = bool(dist.allgather_object(stage.exists())[0])
+    if exists:
+        cfg = family.load_config(stage.config_path)
         if cfg.sampling.num_steps != num_steps:
             raise DistillationSetupError(
                 f"{stage.path} samples in {cfg.sampling.num_steps} steps, not {num_steps}; remove it"
             )
     else:
-        cfg = _stage_config(base_cfg, num_steps, epochs)
-        _create_stage(stage, base, Path(teacher_run), cfg, data_info)
+        cfg = _stage_config(family, base_cfg, num_steps, epochs)
+        if dist.is_chief:
+            _create_stage(family, stage, base, Path(teacher_run), cfg, data_info)
+    dist.barrier()
 
-    teacher, _, teacher_cfg = load_trained_model(teacher_run)
+    teacher, teacher_cfg = family.load_run(teacher_run)
     if teacher_cfg.sampling.num_steps != 2 * num_steps and Path(teacher_run) != base.path:
         raise DistillationSetupError(
             f"teacher {teacher_run} samples in {teacher_cfg.sampling.num_steps} steps; a {num_steps}-step "
             f"student needs a {2 * num_steps}-step teacher"
         )
-    student = build_distillation_model(cfg, teacher, num_steps, seed=cfg.training.seed)
-    batch_size = cfg.training.batch_size
-    steps_per_epoch = -(-len(train_arrays[0]) // batch_size)
-    student.compile(optimizer=make_optimizer(cfg, steps_per_epoch))
-    seed = cfg.training.seed
+    training = family.training_section(cfg)
+    student = family.build_distillation_model(cfg, teacher, num_steps, seed=training.seed)
+    batch_size = int(training.batch_size)
+    steps_per_epoch = dist.steps_per_epoch(len(prepared.train_arrays[0]), batch_size)
+    student.compile(
+        optimizer=make_optimizer(training, steps_per_epoch, dist.size, family.learning_rate_schedule),
+        jit_compile=False if dist.size > 1 else "auto",
+    )
+
+    def dataset(arrays, shuffle: bool, seed: int):
+        return family.make_dataset(
+            arrays, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=dist.rank, num_ranks=dist.size
+        )
+
     fit_epochs(
         stage,
         student,
-        lambda epoch: make_dataset(
-            *train_arrays, batch_size=batch_size, shuffle=True, seed=seed * 100_003 + epoch
+        lambda epoch: dataset(
+            prepared.train_arrays, True, epoch_shuffle_seed(training.seed, epoch, dist.rank)
         ),
-        make_dataset(*valid_arrays, batch_size=batch_size, shuffle=False),
-        epochs=cfg.training.epochs,
-        patience=cfg.training.early_stopping_patience,
+        dataset(prepared.valid_arrays, False, 0),
+        epochs=training.epochs,
+        patience=training.early_stopping_patience,
         # Always "resume": a stage without a checkpoint starts at epoch 0 with the teacher's weights.
         resume=True,
         verbose=verbose,
+        distributed=dist,
+        steps_per_epoch=steps_per_epoch if dist.size > 1 else None,
     )
     return stage
 
 
 def distill_chain(
+    family: Family,
     run: str | os.PathLike,
     until: int = 1,
     epochs_per_stage: int | None = None,
@@ -308,17 +342,21 @@ def distill_chain(
     data: str | None = None,
     verbose: int = 2,
     log: Callable[[str], None] | None = None,
+    distributed: Distributed | None = None,
 ) -> list[Path]:
     """Distil ``run`` from ``start_steps`` down to ``until`` steps, halving per stage; resumable.
 
     Args:
-        run: a trained FPCD run directory (scripts/train.py).
+        family: the run's family (:func:`gsgm.families.family_of_run`).
+        run: a trained run directory (scripts/train.py).
         until: steps of the last stage (1 for single-step generation).
         epochs_per_stage: epochs of each new stage (default: the run's training.epochs).
         start_steps: steps of the first teacher, the undistilled run (default: its sampling.num_steps).
         data: data directory or "builtin" (default: the run's recorded data source).
         verbose: Keras verbosity for the epochs.
-        log: called with one line per stage (progress messages), e.g. ``print``.
+        log: called with one line per stage (progress messages), e.g. ``print``; rank 0 only.
+        distributed: the process group (default single process): every rank trains on its shard,
+            rank 0 writes the chain file and the stages.
 
     Returns:
         The stage directories, from ``start_steps / 2`` to ``until`` steps.
@@ -327,10 +365,11 @@ def distill_chain(
         DistillationSetupError: steps that cannot be halved down to ``until``, or a chain already on disk
             with a different start or number of epochs.
     """
-    log = log or (lambda message: None)
+    dist = distributed or Distributed()
+    log = (log or (lambda message: None)) if dist.is_chief else (lambda message: None)
     base = RunDirectory(run).require()
     base.inference_weights()  # fail now, not after loading the data, if the run was never trained
-    base_cfg = load_config(base.config_path)
+    base_cfg = family.load_config(base.config_path)
     if RunDirectory(base.path).read_metadata().get("distillation"):
         raise DistillationSetupError(f"{base.path} is itself a distillation stage: pass the base run")
     chain = _read_chain(base.path)
@@ -351,7 +390,9 @@ def distill_chain(
     steps = chain_steps(chain["start_steps"], until)
     if chain["epochs_per_stage"] < 1:
         raise DistillationSetupError(f"--epochs-per-stage must be >= 1, got {chain['epochs_per_stage']}")
-    write_json_atomic(base.path / DISTILL_DIR / CHAIN_FILE, chain)
+    dist.barrier()  # every rank has read the chain file before rank 0 (re)writes it
+    if dist.is_chief:
+        write_json_atomic(base.path / DISTILL_DIR / CHAIN_FILE, chain)
 
     prepared = None
     teacher = base.path
@@ -362,13 +403,14 @@ def distill_chain(
             log(f"{num_steps:>4} steps: finished earlier ({stage})")
         else:
             if prepared is None:
-                prepared = prepare_training_data(base, base_cfg, data)
+                prepared = prepare_training_data(family, base, base_cfg, data)
             if RunDirectory(stage).exists():
                 done, epochs, _ = _stage_progress(RunDirectory(stage))
                 log(f"{num_steps:>4} steps: resuming at epoch {done} of {epochs} ({stage})")
             else:
                 log(f"{num_steps:>4} steps: distilling from {teacher} ({2 * num_steps} steps) into {stage}")
             distill_stage(
+                family,
                 base.path,
                 teacher,
                 num_steps,
@@ -376,6 +418,7 @@ def distill_chain(
                 data,
                 verbose,
                 training_data=prepared,
+                distributed=dist,
             )
         stages.append(stage)
         teacher = stage

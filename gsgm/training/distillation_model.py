@@ -19,11 +19,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from gsgm.config import FPCDConfig
 from gsgm.diffusion import diffuse, v_loss
 from gsgm.diffusion.distillation import distillation_targets, student_step_times
 from gsgm.training.fpcd_model import FPCDModel
-from gsgm.training.trainer import build_model
 
 
 class _Untracked:
@@ -120,24 +118,3 @@ class DistillationModel(FPCDModel):
             {"z": z_particles, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask}, training=training
         )
         return v_loss(v_jets, v_hat_jets), v_loss(v_particles, v_hat_particles, mask)
-
-
-def build_distillation_model(
-    cfg: FPCDConfig, teacher: FPCDModel, num_steps: int, seed: int
-) -> DistillationModel:
-    """A student for ``num_steps`` steps, initialised (raw and EMA weights) with the teacher's EMA weights.
-
-    Args:
-        cfg: the config of the teacher's run (the student has the same architecture).
-        teacher: a loaded FPCDModel (e.g. from :func:`gsgm.training.trainer.load_trained_model`).
-        num_steps: the student's sampling steps (half the teacher's).
-        seed: seeds the student's noise stream (and any dropout).
-    """
-    # Networks built exactly as a training run builds them, so the student has the teacher's layout.
-    fresh = build_model(cfg, cfg.data.num_particles, seed)
-    jet_net, particle_net = fresh.jet_net, fresh.particle_net
-    jet_net.set_weights(teacher.ema_jet_net.get_weights())
-    particle_net.set_weights(teacher.ema_particle_net.get_weights())
-    return DistillationModel(
-        jet_net, particle_net, teacher, num_steps, ema_decay=cfg.training.ema_decay, seed=seed
-    )

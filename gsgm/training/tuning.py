@@ -1,14 +1,16 @@
-"""KerasTuner Hyperband search over FPCD's architecture and learning rate (paper section III).
+"""KerasTuner Hyperband search over any family's architecture and learning rate (FPCD paper section III).
 
-The search space maps dotted config keys (``particle_net.num_heads``) to the values to try: a list
+The search space maps dotted config keys (``particle_net.num_heads``, ``score.unet.base_channels``)
+to the values to try: a list
 of choices, or ``{"min": ..., "max": ..., "sampling": "log"}`` for a numeric range (``"step"``
 optional, integers when min and max are integers). List-valued fields (``embedding.time_dims``) take
-their choices as comma-separated strings (``"32,64"``). :data:`DEFAULT_SPACE` covers what the paper
-tuned: the embedding sizes, the jet ResNet's depth and width, the particle transformer's width,
-blocks and heads, and the learning rate. A space file is a JSON object of the same form.
+their choices as comma-separated strings (``"32,64"``). Each family brings its default space
+(:meth:`Family.default_search_space`); FPCD's (:data:`DEFAULT_SPACE`) covers what the paper tuned: the
+embedding sizes, the jet ResNet's depth and width, the particle transformer's width, blocks and heads,
+and the learning rate. A space file is a JSON object of the same form.
 
-Every trial builds the FPCD model of the base config with the trial's values, trains it with the
-same loss, optimizer and cosine schedule (over ``max_epochs``) as ``scripts/train.py`` and reports
+Every trial builds the family's training model of the base config with the trial's values, trains it
+with the same loss, optimizer and schedule (over ``max_epochs``) as ``scripts/train.py`` and reports
 the validation loss (objective ``val_loss``, lower is better) after each epoch; Hyperband stops the
 weaker trials early. The tuner directory keeps every finished trial, so running the same search
 again continues where it stopped (``overwrite=True`` starts afresh). The best trial is exported as
@@ -28,42 +30,20 @@ import copy
 import json
 import os
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from gsgm.config import FPCDConfig, config_from_dict, config_to_dict, load_config, save_config
-from gsgm.data.pipeline import make_dataset
 from gsgm.training.distributed import Distributed
-from gsgm.training.trainer import (
-    SYNC_RTOL,
-    TrainingData,
-    TrainingSetupError,
-    build_model,
-    load_training_data,
-    make_optimizer,
-)
+from gsgm.training.driver import epoch_shuffle_seed
+from gsgm.training.family import Family, PreparedData
+from gsgm.training.loop import SYNC_RTOL, TrainingSetupError
+from gsgm.training.optim import make_optimizer
 from gsgm.utils.atomic import write_json_atomic
 
-#: What the paper tuned (section III): embedding sizes, layer counts and widths, transformer heads
-#: and blocks, learning rate. The paper's choices (64 / 8 blocks / 512 x 5 / 16e-4 on 16 ranks, i.e.
-#: 1e-4 per rank: the tuned learning rate is per rank like the configs') are inside.
-DEFAULT_SPACE: dict[str, Any] = {
-    "embedding.fourier_features": [16, 32, 64],
-    "embedding.time_dims": ["16,32", "32,64", "64,128"],
-    "embedding.cond_dim": [32, 64, 128],
-    "jet_net.num_blocks": [3, 5, 7],
-    "jet_net.width": [128, 256, 512],
-    "particle_net.embed_dim": [32, 64, 128],
-    "particle_net.num_transformer_blocks": [4, 6, 8],
-    "particle_net.num_heads": [1, 2, 4],
-    "particle_net.ffn_dim": [64, 128, 256],
-    "particle_net.output_hidden_dim": [32, 64, 128],
-    "training.learning_rate": {"min": 3e-5, "max": 3e-3, "sampling": "log"},
-}
-TUNABLE_SECTIONS = ("embedding", "jet_net", "particle_net", "training")
+#: Top-level config keys that are never searched (what the data are and what the run is called).
+UNTUNABLE = ("name", "description", "family", "data")
 OBJECTIVE = "val_loss"
 
 
@@ -78,10 +58,10 @@ def _import_keras_tuner():
     return keras_tuner
 
 
-def load_space(path: str | os.PathLike | None) -> dict[str, Any]:
-    """The search space in the JSON file ``path``, or :data:`DEFAULT_SPACE` when None."""
+def load_space(path: str | os.PathLike | None, family: Family) -> dict[str, Any]:
+    """The search space in the JSON file ``path``, or the family's default when None."""
     if path is None:
-        return copy.deepcopy(DEFAULT_SPACE)
+        return copy.deepcopy(family.default_search_space())
     try:
         space = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
@@ -91,45 +71,53 @@ def load_space(path: str | os.PathLike | None) -> dict[str, Any]:
     return space
 
 
-def _field_value(base: dict[str, Any], key: str, value: Any) -> Any:
-    """``value`` converted for the field ``key`` (comma-separated strings for list fields)."""
-    section, name = key.split(".")
-    if isinstance(base[section][name], list) and isinstance(value, str):
-        return [int(v) for v in value.split(",")]
-    return value
+def _lookup(tree: dict[str, Any], key: str) -> tuple[dict[str, Any], str] | None:
+    """(the dict holding the dotted ``key``'s last part, that part), or None if there is no such field."""
+    *sections, name = key.split(".")
+    node = tree
+    for section in sections:
+        node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return None
+    return (node, name) if name in node and not isinstance(node[name], dict) else None
 
 
-def apply_values(base: FPCDConfig, values: dict[str, Any], source: str = "<search space>") -> FPCDConfig:
-    """A validated copy of ``base`` with the dotted keys of ``values`` replaced.
+def apply_values(family: Family, base: Any, values: dict[str, Any], source: str = "<search space>") -> Any:
+    """A validated copy of config ``base`` with the dotted keys of ``values`` replaced.
 
     Raises:
         gsgm.config.ConfigError: a value is invalid for its field (or for the combination).
     """
-    data = config_to_dict(base)
+    data = family.config_to_dict(base)
     for key, value in values.items():
-        section, name = key.split(".")
-        data[section][name] = _field_value(data, key, value)
-    return config_from_dict(data, source)
+        node, name = _lookup(data, key)
+        # List-valued fields take their choices as comma-separated strings ("32,64").
+        node[name] = (
+            [int(v) for v in value.split(",")]
+            if isinstance(node[name], list) and isinstance(value, str)
+            else value
+        )
+    return family.config_from_dict(data, source)
 
 
-def check_space(base: FPCDConfig, space: dict[str, Any]) -> None:
+def check_space(family: Family, base: Any, space: dict[str, Any]) -> None:
     """Reject unknown keys, malformed ranges and choices the config validation would refuse.
 
-    Each choice is checked alone against ``base``, and every (embed_dim, num_heads) pair together
-    (the heads must divide the width), so that no trial fails at build time.
+    Each choice is checked alone against ``base``, then the family checks combinations (FPCD: every
+    (embed_dim, num_heads) pair, the heads must divide the width), so that no trial fails at build time.
     """
-    data = config_to_dict(base)
+    data = family.config_to_dict(base)
     for key, spec in space.items():
-        parts = key.split(".")
-        if len(parts) != 2 or parts[0] not in TUNABLE_SECTIONS or parts[1] not in data.get(parts[0], {}):
+        if key.split(".")[0] in UNTUNABLE or _lookup(data, key) is None:
             raise TrainingSetupError(
-                f"search space key {key!r} is not a tunable config field (sections: {TUNABLE_SECTIONS})"
+                f"search space key {key!r} is not a tunable config field of {family.name} "
+                f"(a dotted key of the config, outside {', '.join(UNTUNABLE)})"
             )
         if isinstance(spec, list):
             if not spec:
                 raise TrainingSetupError(f"search space key {key!r} has no choices")
             for choice in spec:
-                apply_values(base, {key: choice}, f"search space {key}={choice!r}")
+                apply_values(family, base, {key: choice}, f"search space {key}={choice!r}")
         elif isinstance(spec, dict):
             if not {"min", "max"} <= set(spec) or set(spec) - {"min", "max", "sampling", "step"}:
                 raise TrainingSetupError(
@@ -138,18 +126,10 @@ def check_space(base: FPCDConfig, space: dict[str, Any]) -> None:
             if not spec["min"] < spec["max"]:
                 raise TrainingSetupError(f"search space key {key!r}: min must be < max")
             for bound in (spec["min"], spec["max"]):
-                apply_values(base, {key: bound}, f"search space {key}={bound!r}")
+                apply_values(family, base, {key: bound}, f"search space {key}={bound!r}")
         else:
             raise TrainingSetupError(f"search space key {key!r}: expected a list of choices or a range")
-    widths = space.get("particle_net.embed_dim", [base.particle_net.embed_dim])
-    heads = space.get("particle_net.num_heads", [base.particle_net.num_heads])
-    if isinstance(widths, list) and isinstance(heads, list):
-        bad = [(w, h) for w, h in product(widths, heads) if w % h]
-        if bad:
-            raise TrainingSetupError(
-                f"search space: particle_net.num_heads must divide particle_net.embed_dim; failing pairs "
-                f"(embed_dim, num_heads): {bad}"
-            )
+    family.check_search_space(base, space)
 
 
 def declare(hp: Any, space: dict[str, Any]) -> dict[str, Any]:
@@ -197,24 +177,28 @@ class _EpochSync(keras.callbacks.Callback):
 
 
 def _make_hypermodel_class(keras_tuner):
-    class FPCDHyperModel(keras_tuner.HyperModel):
-        """Builds and trains FPCD models for the trials; also used by the non-zero ranks."""
+    class FamilyHyperModel(keras_tuner.HyperModel):
+        """Builds and trains a family's models for the trials; also used by the non-zero ranks."""
 
-        def __init__(self, base, space, data, dist, max_epochs, verbose):
-            super().__init__(name="fpcd")
-            self.base, self.space, self.data, self.dist = base, space, data, dist
-            self.verbose = verbose
-            batch = base.training.batch_size
-            self.steps_per_epoch = dist.steps_per_epoch(len(data.train_idx), batch)
+        def __init__(self, family, base, space, prepared, options, dist, max_epochs, verbose):
+            super().__init__(name=family.name)
+            self.family, self.base, self.space, self.prepared = family, base, space, prepared
+            self.options, self.dist, self.verbose = options, dist, verbose
+            training = family.training_section(base)
+            batch = training.batch_size
+            self.steps_per_epoch = dist.steps_per_epoch(len(prepared.train_arrays[0]), batch)
             self.max_epochs = max_epochs
-            seed = base.training.seed
-            self.train_dataset = make_dataset(
-                *data.train_arrays, batch_size=batch, shuffle=True, seed=seed + 1_000_003 * dist.rank,
-                rank=dist.rank, num_ranks=dist.size,
-            )  # fmt: skip
-            self.valid_dataset = make_dataset(
-                *data.valid_arrays, batch_size=batch, shuffle=False, rank=dist.rank, num_ranks=dist.size
+
+            def dataset(arrays, shuffle, seed):
+                return family.make_dataset(
+                    arrays, batch_size=batch, shuffle=shuffle, seed=seed, rank=dist.rank, num_ranks=dist.size
+                )
+
+            # One dataset for all epochs of a trial (it reshuffles itself every epoch when it can).
+            self.train_dataset = dataset(
+                prepared.train_arrays, True, epoch_shuffle_seed(training.seed, 0, dist.rank)
             )
+            self.valid_dataset = dataset(prepared.valid_arrays, False, 0)
 
         def declare_hyperparameters(self, hp):
             declare(hp, self.space)
@@ -223,13 +207,17 @@ def _make_hypermodel_class(keras_tuner):
             return self.build_from_values(declare(hp, self.space))
 
         def build_from_values(self, values):
-            cfg = apply_values(self.base, values)
-            model = build_model(cfg, cfg.data.num_particles, cfg.training.seed)
+            cfg = apply_values(self.family, self.base, values)
             # The schedule spans max_epochs, the longest any trial trains.
-            tuning_cfg = copy.deepcopy(cfg)
-            tuning_cfg.training.epochs = self.max_epochs
+            training = copy.deepcopy(self.family.training_section(cfg))
+            training.epochs = self.max_epochs
+            model = self.family.build_training_model(
+                cfg, self.prepared, options=self.options, steps_per_epoch=self.steps_per_epoch
+            )
             model.compile(
-                optimizer=make_optimizer(tuning_cfg, self.steps_per_epoch, self.dist.size),
+                optimizer=make_optimizer(
+                    training, self.steps_per_epoch, self.dist.size, self.family.learning_rate_schedule
+                ),
                 jit_compile=False if self.dist.size > 1 else "auto",
             )
             # Slots exist before KerasTuner loads a previous bracket's weights, so those include them.
@@ -269,7 +257,7 @@ def _make_hypermodel_class(keras_tuner):
                 model = self.build_from_values(message["values"])
                 self.train(model, message["epochs"], message["initial_epoch"], [])
 
-    return FPCDHyperModel
+    return FamilyHyperModel
 
 
 def _check_same_search(path: Path, settings: dict[str, Any], overwrite: bool) -> None:
@@ -296,7 +284,7 @@ class SearchResult:
     """The best trial of a finished search (on rank 0)."""
 
     values: dict[str, Any]
-    config: FPCDConfig
+    config: Any
     val_loss: float
     trial_id: str
     num_trials: int
@@ -304,7 +292,8 @@ class SearchResult:
 
 
 def run_search(
-    config: str | os.PathLike | FPCDConfig,
+    family: Family,
+    config: str | os.PathLike | Any,
     data: str,
     tuner_dir: str | os.PathLike,
     *,
@@ -316,15 +305,17 @@ def run_search(
     max_jets_per_class: int | None = None,
     export: str | os.PathLike | None = None,
     overwrite: bool = False,
-    project_name: str = "fpcd",
+    project_name: str | None = None,
+    options: dict[str, Any] | None = None,
     distributed: Distributed | None = None,
     verbose: int = 1,
 ) -> SearchResult | None:
     """Run (or continue) a Hyperband search and export the best trial's config.
 
     Args:
+        family: the model family (:mod:`gsgm.families`).
         config: base config (file or object); the search overrides the fields of ``space``.
-        data: directory of JetNet files or ``"builtin"``.
+        data: the family's data (a directory of JetNet files or ``"builtin"``).
         tuner_dir: KerasTuner directory (``tuner_dir/project_name``); reused unless ``overwrite``.
         max_epochs: epochs of the longest trials (Hyperband's max_epochs); also the length of the
             cosine learning-rate schedule of every trial.
@@ -332,8 +323,10 @@ def run_search(
         hyperband_iterations: full Hyperband runs.
         max_trials: stop after this many trials in all (a budget cap: the last brackets stay
             incomplete); default: as many as Hyperband plans.
-        space: search space (default :data:`DEFAULT_SPACE`).
+        space: search space (default: the family's :meth:`Family.default_search_space`).
         export: where to write the best config (default ``tuner_dir/best.json``).
+        project_name: KerasTuner project (default: the family's name).
+        options: the family's options (jet images: ``mode``, ``teacher``).
         distributed: process group; with several ranks rank 0 runs the tuner and the others follow.
 
     Returns:
@@ -341,9 +334,14 @@ def run_search(
     """
     keras_tuner = _import_keras_tuner()
     dist = distributed or Distributed()
-    base = config if isinstance(config, FPCDConfig) else load_config(config)
-    space = copy.deepcopy(DEFAULT_SPACE if space is None else space)
-    check_space(base, space)
+    project_name = project_name or family.name
+    if isinstance(config, str | os.PathLike):
+        base = family.run_config(family.load_config(config), options or {}, str(config))
+    else:
+        base = family.run_config(config, options or {}, "<config>")
+    options = family.check_options(base, options or {})
+    space = copy.deepcopy(family.default_search_space() if space is None else space)
+    check_space(family, base, space)
     if (
         max_epochs < 1
         or factor < 2
@@ -358,7 +356,8 @@ def run_search(
         _check_same_search(
             tuner_dir / f"{project_name}.search.json",
             {
-                "base_config": config_to_dict(base),
+                "family": family.name,
+                "base_config": family.config_to_dict(base),
                 "space": space,
                 "data": str(data),
                 "max_jets_per_class": max_jets_per_class,
@@ -369,8 +368,13 @@ def run_search(
             },
             overwrite,
         )
-    prepared: TrainingData = load_training_data(base, data, max_jets_per_class)
-    hypermodel = _make_hypermodel_class(keras_tuner)(base, space, prepared, dist, max_epochs, verbose)
+    prepared: PreparedData = family.prepare_data(
+        base, data, max_per_class=max_jets_per_class, options=options, resume_run=None
+    )
+    base = prepared.config  # a family may resolve values from the data (jet images: noise levels)
+    hypermodel = _make_hypermodel_class(keras_tuner)(
+        family, base, space, prepared, options, dist, max_epochs, verbose
+    )
     if not dist.is_chief:
         hypermodel.follow()
         return None
@@ -381,7 +385,7 @@ def run_search(
         max_epochs=max_epochs,
         factor=factor,
         hyperband_iterations=hyperband_iterations,
-        seed=base.training.seed,
+        seed=family.training_section(base).seed,
         directory=str(tuner_dir),
         project_name=project_name,
         overwrite=overwrite,
@@ -397,7 +401,7 @@ def run_search(
     best_trial = tuner.oracle.get_best_trials(1)[0]
     values = {k: best_trial.hyperparameters.get(k) for k in space}
     val_loss = float(best_trial.score)
-    best = apply_values(base, values)
+    best = apply_values(family, base, values)
     best.name = f"{base.name}-tuned"
     summary = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
     best.description = (
@@ -407,13 +411,12 @@ def run_search(
     )
     export_path = Path(export) if export is not None else tuner_dir / "best.json"
     export_path.parent.mkdir(parents=True, exist_ok=True)
-    save_config(best, export_path)
+    family.save_config(best, export_path)
     num_trials = len(tuner.oracle.trials)
     return SearchResult(values, best, val_loss, best_trial.trial_id, num_trials, export_path)
 
 
 __all__ = [
-    "DEFAULT_SPACE",
     "OBJECTIVE",
     "SearchResult",
     "apply_values",
