@@ -41,9 +41,9 @@ def main() -> int:
     quiet_tensorflow()
     from gsgm.data.jetnet_format import class_file_name, parse_classes, write_jetnet_file
     from gsgm.training.distill import resolve_run_for_steps
-    from gsgm.training.run_dir import package_versions
     from gsgm.training.sampling import generate_jets
     from gsgm.training.trainer import load_trained_model
+    from gsgm.utils.provenance import package_versions
 
     run = resolve_run_for_steps(args.run, args.steps)
     model, preprocessor, cfg = load_trained_model(run)

@@ -45,7 +45,7 @@ def main() -> int:
     quiet_tensorflow()
     from gsgm.data.jetnet_format import parse_classes
     from gsgm.training.image_training import generate_images, load_image_run, write_images_file
-    from gsgm.training.run_dir import package_versions
+    from gsgm.utils.provenance import package_versions
 
     model, cfg = load_image_run(args.run)
     if cfg.model == "consistency" and args.sampler is not None:

@@ -253,7 +253,7 @@ def train_image_classifier(
     import keras
 
     from gsgm.data.images import load_jet_images
-    from gsgm.training.run_dir import hash_arrays, now_iso, package_versions
+    from gsgm.utils.provenance import hash_arrays, now_iso, package_versions
 
     classes = list(JET_CLASSES)
     splits = {s: load_jet_images(data, classes, num_particles, split=s) for s in ("train", "valid", "test")}

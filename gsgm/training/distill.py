@@ -35,9 +35,10 @@ from gsgm.data.loading import resolve_data_dir
 from gsgm.data.pipeline import make_dataset
 from gsgm.data.preprocessing import JetPreprocessor
 from gsgm.training.distillation_model import build_distillation_model
-from gsgm.training.run_dir import RunDirectory, now_iso, package_versions
+from gsgm.training.run_dir import RunDirectory
 from gsgm.training.trainer import fit_epochs, load_trained_model, load_training_data, make_optimizer
 from gsgm.utils.atomic import write_json_atomic
+from gsgm.utils.provenance import now_iso, package_versions
 
 # (train arrays, valid arrays, metadata about the data): see prepare_training_data.
 TrainingData = tuple[list, list, dict]

@@ -37,9 +37,10 @@ from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas
 from gsgm.images_config import ImagesConfig, load_images_config, resolve_from_data, save_images_config
 from gsgm.models.unet import build_unet
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
-from gsgm.training.run_dir import RunDirectory, hash_arrays, now_iso, package_versions
+from gsgm.training.run_dir import RunDirectory
 from gsgm.training.trainer import TrainingSetupError, fit_epochs
 from gsgm.utils.atomic import atomic_path, write_json_atomic
+from gsgm.utils.provenance import hash_arrays, now_iso, package_versions
 
 __all__ = [
     "IMAGES_FILE_KIND",

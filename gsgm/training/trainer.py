@@ -36,7 +36,8 @@ from gsgm.data.preprocessing import JetPreprocessor
 from gsgm.models import build_fpcd_networks
 from gsgm.training.distributed import Distributed, launcher_world_size
 from gsgm.training.fpcd_model import FPCDModel
-from gsgm.training.run_dir import RunDirectory, hash_arrays, now_iso, package_versions
+from gsgm.training.run_dir import RunDirectory
+from gsgm.utils.provenance import hash_arrays, now_iso, package_versions
 
 # Largest relative difference between the ranks' per-variable weight sums that still counts as "the
 # same weights" after an epoch (they are bitwise equal on CPU; GPU kernels may differ in the last bits).
