@@ -137,4 +137,3 @@ class RunDirectory:
             f"{self.path} has no trained weights (no best.weights.h5 and no checkpoint): "
             "train it first with scripts/train.py or pass another --run"
         )
-
