@@ -125,8 +125,8 @@ def compare(generated: tuple[np.ndarray, np.ndarray], truth: tuple[np.ndarray, n
 
 
 def fidelity(args) -> dict:
+    from gsgm.generation.jets import generate_jets
     from gsgm.training.distill import resolve_run_for_steps
-    from gsgm.training.sampling import generate_jets
     from gsgm.training.trainer import load_trained_model
 
     run = Path(args.run)

@@ -63,7 +63,7 @@ def main() -> int:
         load_image_classifier,
         write_report,
     )
-    from gsgm.training.image_training import read_images_file
+    from gsgm.generation.image_files import read_images_file
 
     samples = {}
     geometry = None  # (max_r, num_particles, num_pixels): the truth images are made to match

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from gsgm.config import load_config
 from gsgm.data.jetnet_format import read_jetnet_file, validate_arrays
+from gsgm.generation.jets import generate_jets
 from gsgm.training import trainer as trainer_module
 from gsgm.training.distill import (
     DistillationSetupError,
@@ -25,7 +26,6 @@ from gsgm.training.distill import (
 from gsgm.training.distillation_model import DistillationModel, build_distillation_model
 from gsgm.training.fpcd_model import FPCDModel
 from gsgm.training.run_dir import RunDirectory
-from gsgm.training.sampling import generate_jets
 from gsgm.training.trainer import build_model, load_trained_model, make_optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,16 +19,11 @@ import tensorflow as tf
 
 from gsgm.config import ConfigError
 from gsgm.data.images import load_jet_images, make_image_dataset
+from gsgm.generation.image_files import read_images_file
+from gsgm.generation.images import generate_images
 from gsgm.images_config import load_images_config, resolve_from_data
 from gsgm.training import trainer as trainer_module
-from gsgm.training.image_training import (
-    _optimizer,
-    build_image_model,
-    generate_images,
-    load_image_run,
-    read_images_file,
-    train_images,
-)
+from gsgm.training.image_training import _optimizer, build_image_model, load_image_run, train_images
 from gsgm.training.run_dir import RunDirectory
 from gsgm.training.trainer import TrainingSetupError
 

@@ -10,9 +10,9 @@ import pytest
 
 from gsgm.config import ConfigError, load_config
 from gsgm.data.jetnet_format import read_jetnet_file, write_jetnet_file
+from gsgm.generation.jets import generate_jets
 from gsgm.training import trainer as trainer_module
 from gsgm.training.run_dir import RunDirectory, RunDirectoryError
-from gsgm.training.sampling import generate_jets
 from gsgm.training.trainer import TrainingSetupError, build_model, load_trained_model, train
 
 REPO = Path(__file__).resolve().parents[1]

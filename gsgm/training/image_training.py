@@ -1,4 +1,4 @@
-"""Train, reload and sample the jet-image diffusion models (score-based VE SDE, consistency).
+"""Train and reload the jet-image diffusion models (score-based VE SDE, consistency).
 
 A run directory follows :mod:`gsgm.training.run_dir`; for images its files are
 
@@ -7,53 +7,36 @@ A run directory follows :mod:`gsgm.training.run_dir`; for images its files are
     RUN/metadata.json        model, mode, teacher, seed, versions, data source and SHA-256, schedule length
     RUN/history.csv, best.weights.h5, checkpoints/   as for every gsgm run (gsgm.training.trainer.fit_epochs)
 
-Generated images are post-processed identically for both models: negative pixels and pixels at or below
-``sampling.pixel_threshold`` (default sigma_min) are set to 0. A generated image has noise of order
-sigma_min in every pixel; without the threshold each such pixel would become a particle (Alg. 4 keeps
-every pixel > 0) and inflate the reconstructed jet mass.
+Sampling from a run and the sample-file format are in :mod:`gsgm.generation` (``generate_images``,
+``write_images_file``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import shlex
 import sys
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
-import tensorflow as tf
 
 from gsgm.data.images import image_statistics, load_jet_images, make_image_dataset
-from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
+from gsgm.data.jetnet_format import JET_CLASSES
 from gsgm.data.loading import resolve_data_dir
 from gsgm.data.pipeline import train_valid_split
-from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency
-from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas
 from gsgm.images_config import ImagesConfig, load_images_config, resolve_from_data, save_images_config
 from gsgm.models.unet import build_unet
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
 from gsgm.training.run_dir import RunDirectory
 from gsgm.training.trainer import TrainingSetupError, fit_epochs
-from gsgm.utils.atomic import atomic_path, write_json_atomic
+from gsgm.utils.atomic import write_json_atomic
 from gsgm.utils.provenance import hash_arrays, now_iso, package_versions
 
-__all__ = [
-    "IMAGES_FILE_KIND",
-    "build_image_model",
-    "generate_images",
-    "load_image_run",
-    "postprocess_images",
-    "read_images_file",
-    "train_images",
-    "write_images_file",
-]
+__all__ = ["build_image_model", "load_image_run", "train_images"]
 
-IMAGES_FILE_KIND = "gsgm jet images"
 MODES = ("isolation", "distill")
 
 
@@ -330,126 +313,3 @@ def load_image_run(
     )
     model.load_weights(run.inference_weights())
     return model, cfg
-
-
-def postprocess_images(images: np.ndarray, threshold: float) -> np.ndarray:
-    """Generated images as physical jet images: ``[M, N, N]`` float32, pixels ``<= threshold`` set to 0."""
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    return np.where(images > threshold, images, 0.0).astype(np.float32)
-
-
-def generate_images(
-    model: ScoreImageModel | ConsistencyImageModel,
-    cfg: ImagesConfig,
-    images_per_class: int,
-    classes: list[str] | None = None,
-    num_steps: int | None = None,
-    seed: int = 0,
-    batch_size: int = 500,
-    sampler: str | None = None,
-    raw: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ``images_per_class`` jet images of each class with the run's EMA network.
-
-    Args:
-        model, cfg: from :func:`load_image_run`.
-        classes: subset of the run's classes (default: all of them).
-        num_steps: sampler steps (default: the config's ``num_steps``). Score model: noise levels of
-            the PC sampler (``num_steps * (corrector_steps + 1)`` network calls) or the ODE sampler;
-            consistency model: network calls of multistep sampling.
-        seed: seed of the initial noise and of the samplers (same seed -> same images).
-        batch_size: images per network call.
-        sampler: score model only: "pc" or "ode" (default: the config's).
-        raw: return the sampler output without post-processing (:func:`postprocess_images`).
-
-    Returns:
-        (images ``[M, N, N]`` float32, labels ``[M]`` int32), classes in the order given.
-    """
-    classes = list(cfg.data.classes) if classes is None else parse_classes(classes)
-    unknown = [c for c in classes if c not in cfg.data.classes]
-    if unknown:
-        raise ValueError(f"the run was trained on classes {list(cfg.data.classes)}, not on {unknown}")
-    if images_per_class < 1:
-        raise ValueError(f"images_per_class must be >= 1, got {images_per_class}")
-    kind = cfg.model
-    section = getattr(cfg, kind)
-    steps = int(num_steps or section.num_steps)
-    noise = cfg.noise
-    n = cfg.data.num_pixels
-    if kind == "score":
-        sampler = sampler or section.sampler
-        if sampler not in ("pc", "ode"):
-            raise ValueError(f"sampler must be 'pc' or 'ode', got {sampler!r}")
-        sigmas = ve_sigmas(steps, noise.sigma_min, noise.sigma_max).numpy()
-    else:
-        if sampler not in (None, "consistency"):
-            raise ValueError("--sampler applies to score runs only")
-        sigmas = consistency_sampling_sigmas(steps, noise.sigma_min, noise.sigma_max, section.rho)
-    outputs, labels_out = [], []
-    for class_number, jet_class in enumerate(classes):
-        label = JET_CLASSES.index(jet_class)
-        for start in range(0, images_per_class, batch_size):
-            count = min(batch_size, images_per_class - start)
-            labels = tf.fill([count], tf.constant(label, tf.int32))
-            batch_seed = seed * 1_000_003 + class_number * 10_007 + start
-            x = tf.random.stateless_normal([count, n, n, 1], [batch_seed, 1]) * float(sigmas[0])
-            extra = {"label": labels}
-            if kind == "consistency":
-                x = sample_consistency(
-                    model.consistency_fn, x, sigmas, noise.sigma_min, seed=batch_seed, extra_args=extra
-                )
-            elif sampler == "pc":
-                x = sample_pc(
-                    model.score,
-                    x,
-                    sigmas,
-                    snr=section.snr,
-                    corrector_steps=section.corrector_steps,
-                    seed=batch_seed,
-                    extra_args=extra,
-                )
-            else:
-                x = sample_probability_flow(model.score, x, sigmas, extra_args=extra)
-            outputs.append(np.asarray(x, np.float32)[..., 0])
-            labels_out.append(np.full(count, label, np.int32))
-    images = np.concatenate(outputs)
-    if not raw:
-        images = postprocess_images(images, cfg.sampling.pixel_threshold)
-    return images, np.concatenate(labels_out)
-
-
-def write_images_file(
-    path: str | os.PathLike, images: np.ndarray, labels: np.ndarray, attributes: dict | None = None
-) -> Path:
-    """Write jet images atomically as HDF5: datasets ``images`` [M, N, N], ``labels`` [M] + attributes."""
-    images = np.asarray(images, np.float32)
-    labels = np.asarray(labels, np.int32)
-    if images.ndim != 3 or labels.shape != (images.shape[0],):
-        raise ValueError(f"need images [M, N, N] and labels [M], got {images.shape} and {labels.shape}")
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("images", data=images, compression="gzip", shuffle=True)
-        handle.create_dataset("labels", data=labels)
-        handle.attrs["kind"] = IMAGES_FILE_KIND
-        handle.attrs["classes"] = json.dumps(list(JET_CLASSES))
-        for key, value in (attributes or {}).items():
-            handle.attrs[key] = value if isinstance(value, int | float | str) else json.dumps(value)
-    return path
-
-
-def read_images_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Read a file written by :func:`write_images_file`: (images [M, N, N], labels [M], attributes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"images file not found: {path}")
-    with h5py.File(path, "r") as handle:
-        if handle.attrs.get("kind") != IMAGES_FILE_KIND or "images" not in handle or "labels" not in handle:
-            raise ValueError(f"{path} is not a gsgm jet-images file (write it with scripts/sample_images.py)")
-        attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
-        return (
-            np.asarray(handle["images"][...], np.float32),
-            np.asarray(handle["labels"][...], np.int32),
-            attributes,
-        )
