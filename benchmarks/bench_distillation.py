@@ -17,6 +17,11 @@ deviation of the jet mass (jet network output) and 1-Wasserstein distances of th
 of the relative jet mass computed from the particles (the quantity of W1^PM), next to the
 truth-vs-truth floor (validation split vs test split, same sizes).
 
+``speed --json FILE`` appends one timing record per particle count and step count to FILE in the
+format of ``gsgm.generation.timing`` (``measured: false`` for extrapolated counts), the format
+``scripts/sample.py`` writes and ``plots/plot_timing.py`` draws. ``fidelity --json`` writes its own
+summary (fidelity is not a timing).
+
     python benchmarks/bench_distillation.py speed --batch 1000 --json speed.json
     python benchmarks/bench_distillation.py fidelity --run runs/quick --steps 64,8,1 --jets-per-class 1000
 """
@@ -35,12 +40,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from gsgm.training.trainer import build_model  # noqa: E402
 from sampling_timing import realistic_inputs, sampling_seconds  # noqa: E402
 
 from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import JET_CLASSES  # noqa: E402
 from gsgm.data.loading import load_jets, resolve_data_dir  # noqa: E402
+from gsgm.families.fpcd import build_model  # noqa: E402
 
 
 def machine() -> dict:
@@ -64,7 +69,13 @@ def speed(args) -> dict:
         raise SystemExit(
             "--steps must include 1 and another count <= --max-measured (to get a per-step cost)"
         )
-    results = {"benchmark": "distillation speed", "config": args.config, "batch": args.batch, **machine()}
+    results = {
+        "benchmark": "distillation speed",
+        "config": args.config,
+        "batch": args.batch,
+        "buckets": args.buckets,
+        **machine(),
+    }
     results["rows"] = []
     for num_particles in (int(p) for p in args.particles.split(",")):
         cfg = load_config(args.config)
@@ -99,6 +110,34 @@ def speed(args) -> dict:
     return results
 
 
+def speed_timing_records(results: dict) -> list[dict]:
+    """The speed results as timing records (gsgm.generation.timing), one per particle count and steps."""
+    from gsgm.generation.timing import describe_device, timing_record
+
+    device = describe_device()
+    records = []
+    for row in results["rows"]:
+        label = f"FPCD {row['particles']} particles, untrained {Path(results['config']).stem}, {device}"
+        for steps, point in row["steps"].items():
+            records.append(
+                timing_record(
+                    label,
+                    int(steps),
+                    point["ms_per_jet"] * results["batch"] / 1e3,
+                    results["batch"],
+                    row["particles"],
+                    results["batch"],
+                    device=device,
+                    date=results["date"],
+                    measured=point["measured"],
+                    source="benchmarks/bench_distillation.py speed",
+                    config=results["config"],
+                    buckets=results["buckets"],
+                )
+            )
+    return records
+
+
 # fidelity ---------------------------------------------------------------------------------------------
 
 
@@ -126,8 +165,8 @@ def compare(generated: tuple[np.ndarray, np.ndarray], truth: tuple[np.ndarray, n
 
 def fidelity(args) -> dict:
     from gsgm.families.fpcd import load_trained_model
+    from gsgm.generation.jets import generate_jets
     from gsgm.training.distill import resolve_run_for_steps
-    from gsgm.training.sampling import generate_jets
 
     run = Path(args.run)
     cfg = load_config(run / "config.json")
@@ -207,7 +246,7 @@ def main() -> None:
     p.add_argument("--max-measured", type=int, default=64, help="larger step counts are extrapolated")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--buckets", type=int, default=8, help="multiplicity groups, as generate_jets")
-    p.add_argument("--json", help="write results here")
+    p.add_argument("--json", help="append timing records (gsgm.generation.timing format) here")
     f = commands.add_parser("fidelity", help="jet mass vs truth for a run and its distillation stages")
     f.add_argument("--run", required=True)
     f.add_argument("--steps", default="64,8,1", help="the first (largest) is the undistilled reference")
@@ -219,7 +258,14 @@ def main() -> None:
     f.add_argument("--out", help="also write the generated jets here (JetNet files, one folder per variant)")
     f.add_argument("--json", help="write results here")
     args = parser.parse_args()
-    results = speed(args) if args.command == "speed" else fidelity(args)
+    if args.command == "speed":
+        results = speed(args)
+        if args.json:
+            from gsgm.generation.timing import append_timing_records
+
+            append_timing_records(args.json, speed_timing_records(results))
+        return
+    results = fidelity(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -42,8 +42,8 @@ def main() -> int:
     quiet_tensorflow()
     from gsgm.data.images import load_jet_images
     from gsgm.data.jetnet_format import JET_CLASSES
+    from gsgm.generation.image_files import read_images_file
     from gsgm.plotting.images import plot_class_images, plot_mass_histograms
-    from gsgm.training.image_training import read_images_file
 
     samples = {}
     num_particles, max_r = 30, 0.4

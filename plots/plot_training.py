@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Training curves of a run: losses per epoch (training and validation) and the learning rate.
 
-Reads RUN/history.csv (gsgm.training.run_dir.RunDirectory.read_history) and writes OUT/training.png
+Reads RUN/history.csv (gsgm.generation.runs.read_training_history) and writes OUT/training.png
 and OUT/training.pdf.
 
 Example:
@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import matplotlib
 
@@ -30,15 +31,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    from gsgm.generation.runs import read_training_history
     from gsgm.plotting import plot_training_history, save_figure
-    from gsgm.training.run_dir import RunDirectory
 
-    run = RunDirectory(args.run)
-    if not run.path.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run.path}")
-    if not run.history_path.is_file():
-        raise FileNotFoundError(f"{run.path} has no history.csv (has training finished an epoch?)")
-    figure = plot_training_history(run.read_history(), title=str(run.path))
+    figure = plot_training_history(read_training_history(args.run), title=str(Path(args.run)))
     paths = save_figure(figure, args.out, "training")
     print(f"wrote {', '.join(str(p) for p in paths)}")
     return 0

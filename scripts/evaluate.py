@@ -2,7 +2,8 @@
 """Compare generated jets with truth: the paper's metrics per class, with the truth-vs-truth floor.
 
 Writes OUT/metrics.json (per class, per metric: mean, std; the floor beside every model) and
-OUT/metrics.md (tables laid out like the paper's Tables I and II), and prints the Markdown.
+OUT/metrics.md (tables laid out like the paper's Tables I and II), and prints the Markdown. A progress
+bar with ETA (one step per class, comparison and metric stage) and notes go to stderr.
 
 Examples:
     python scripts/evaluate.py --truth builtin --truth-split all --gen runs/quick/samples --label quick \\
@@ -40,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--metrics", help="comma-separated subset of the metric keys (default: all)")
     parser.add_argument("--efp-jobs", type=int, help="processes for the EFPs (default: all CPUs)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (per class and metric stage) on stderr"
+    )
     return parser.parse_args()
 
 
@@ -72,7 +76,7 @@ def main() -> int:
     if log:
         for note in comparison.notes:
             log(f"note: {note}")
-    report = evaluate_comparison(comparison, config, log=log)
+    report = evaluate_comparison(comparison, config, log=log, progress=not (args.quiet or args.no_progress))
     json_path, md_path = write_report(report, args.out)
     if not args.quiet:
         print(format_markdown(report))

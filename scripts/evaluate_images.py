@@ -56,14 +56,9 @@ def main() -> int:
     quiet_tensorflow()
     from gsgm.data.images import load_jet_images
     from gsgm.data.jetnet_format import JET_CLASSES
-    from gsgm.evaluation.images import (
-        CLASSIFIER_WEIGHTS,
-        classifier_info,
-        evaluate,
-        load_image_classifier,
-        write_report,
-    )
-    from gsgm.training.image_training import read_images_file
+    from gsgm.evaluation.image_classifier import CLASSIFIER_WEIGHTS, classifier_info, load_image_classifier
+    from gsgm.evaluation.image_report import evaluate, write_report
+    from gsgm.generation.image_files import read_images_file
 
     samples = {}
     geometry = None  # (max_r, num_particles, num_pixels): the truth images are made to match

@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Sample jets from a trained FPCD run and write them as JetNet-format files (same names as the data).
 
+Also appends a timing record (wall time of sampling per jet, steps, particles, batch size, device) to
+OUT/timing.json; plots/plot_timing.py draws it. A progress bar with ETA goes to stderr.
+
 Example:
     python scripts/sample.py --run runs/quick --jets-per-class 1000 --steps 64 --out runs/quick/samples
 """
@@ -8,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import time
 
 from gsgm.utils.cli import quiet_tensorflow, run_cli
 
@@ -30,7 +32,14 @@ def parse_args() -> argparse.Namespace:
         help="multiplicity groups per batch; padded slots beyond each group's largest jet are skipped",
     )
     parser.add_argument("--out", required=True, help="directory for the generated files")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--timing",
+        help="timing file to append this run's record to (default OUT/timing.json; "
+        "format: gsgm.generation.timing, plotted by plots/plot_timing.py)",
+    )
+    parser.add_argument("--timing-label", help="label of the timing record (default: run, particles, device)")
+    parser.add_argument("--no-timing", action="store_true", help="write no timing record")
     return parser.parse_args()
 
 
@@ -39,46 +48,26 @@ def main() -> int:
     if args.jets_per_class < 1:
         raise ValueError(f"--jets-per-class must be positive, got {args.jets_per_class}")
     quiet_tensorflow()
-    from gsgm.data.jetnet_format import class_file_name, parse_classes, write_jetnet_file
-    from gsgm.families.fpcd import load_trained_model
-    from gsgm.training.distill import resolve_run_for_steps
-    from gsgm.training.run_dir import package_versions
-    from gsgm.training.sampling import generate_jets
+    from gsgm.generation.runs import sample_jets_to_directory
 
-    run = resolve_run_for_steps(args.run, args.steps)
-    model, preprocessor, cfg = load_trained_model(run)
-    classes = parse_classes(args.classes) if args.classes else list(cfg.data.classes)
-    steps = args.steps or cfg.sampling.num_steps
-    if steps < 1:
-        raise ValueError(f"--steps must be positive, got {steps}")
-    started = time.perf_counter()
-    generated = generate_jets(
-        model,
-        preprocessor,
-        cfg,
+    result = sample_jets_to_directory(
+        args.run,
+        args.out,
         args.jets_per_class,
-        classes,
-        steps,
+        classes=args.classes,
+        steps=args.steps,
         seed=args.seed,
         batch_size=args.batch_size,
-        progress=not args.no_progress,
         num_buckets=args.buckets,
+        progress=not args.no_progress,
+        timing_path=args.timing,
+        timing_label=args.timing_label,
+        write_timing=not args.no_timing,
     )
-    seconds = time.perf_counter() - started
-    attributes = {
-        "generator": "gsgm FPCD",
-        "run": str(run),
-        "steps": steps,
-        "seed": args.seed,
-        "versions": str(package_versions()),
-    }
-    for jet_class, (particle_features, jet_features) in generated.items():
-        path = f"{args.out}/{class_file_name(jet_class, cfg.data.num_particles)}"
-        write_jetnet_file(path, particle_features, jet_features, attributes)
-    total = args.jets_per_class * len(classes)
     print(
-        f"wrote {total} jets ({', '.join(classes)}) with {steps} steps to {args.out} "
-        f"in {seconds:.1f} s ({1e3 * seconds / total:.2f} ms/jet)"
+        f"wrote {result.num_jets} jets ({', '.join(result.classes)}) with {result.steps} steps to {args.out} "
+        f"in {result.seconds:.1f} s ({result.ms_per_jet:.2f} ms/jet)"
+        + (f"; timing appended to {result.timing_path}" if result.timing_path else "")
     )
     return 0
 

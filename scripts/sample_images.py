@@ -14,7 +14,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import time
 
 from gsgm.utils.cli import quiet_tensorflow, run_cli
 
@@ -43,49 +42,22 @@ def main() -> int:
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     quiet_tensorflow()
-    from gsgm.data.jetnet_format import parse_classes
-    from gsgm.families.jet_images import load_image_run
-    from gsgm.training.image_training import generate_images, write_images_file
-    from gsgm.training.run_dir import package_versions
+    from gsgm.generation.runs import sample_images_to_file
 
-    model, cfg = load_image_run(args.run)
-    if cfg.model == "consistency" and args.sampler is not None:
-        raise ValueError("--sampler applies to score runs only")
-    classes = parse_classes(args.classes) if args.classes else list(cfg.data.classes)
-    steps = args.steps or getattr(cfg, cfg.model).num_steps
-    started = time.perf_counter()
-    images, labels = generate_images(
-        model,
-        cfg,
+    result = sample_images_to_file(
+        args.run,
+        args.out,
         args.images_per_class,
-        classes,
-        steps,
+        classes=args.classes,
+        steps=args.steps,
+        sampler=args.sampler,
         seed=args.seed,
         batch_size=args.batch_size,
-        sampler=args.sampler,
-    )
-    seconds = time.perf_counter() - started
-    sampler = args.sampler or (cfg.score.sampler if cfg.model == "score" else "consistency")
-    write_images_file(
-        args.out,
-        images,
-        labels,
-        {
-            "generator": f"gsgm jet images, {cfg.model}",
-            "run": str(args.run),
-            "model": cfg.model,
-            "sampler": sampler,
-            "steps": steps,
-            "seed": args.seed,
-            "pixel_threshold": cfg.sampling.pixel_threshold,
-            "max_r": cfg.data.max_r,
-            "num_particles": cfg.data.num_particles,
-            "versions": package_versions(),
-        },
     )
     print(
-        f"wrote {len(labels)} images ({', '.join(classes)}; {cfg.model}, {sampler}, {steps} steps) "
-        f"to {args.out} in {seconds:.1f} s ({1e3 * seconds / len(labels):.2f} ms/image, including tracing)"
+        f"wrote {result.num_images} images ({', '.join(result.classes)}; {result.model}, {result.sampler}, "
+        f"{result.steps} steps) to {args.out} in {result.seconds:.1f} s "
+        f"({1e3 * result.seconds / result.num_images:.2f} ms/image, including tracing)"
     )
     return 0
 

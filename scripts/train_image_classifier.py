@@ -35,7 +35,7 @@ def main() -> int:
     if args.out is not None and not args.out.endswith(".weights.h5"):
         raise ValueError(f"--out must end in .weights.h5 (Keras' convention), got {args.out}")
     quiet_tensorflow()
-    from gsgm.evaluation.images import CLASSIFIER_WEIGHTS, train_image_classifier
+    from gsgm.evaluation.image_classifier import CLASSIFIER_WEIGHTS, train_image_classifier
 
     out = args.out or CLASSIFIER_WEIGHTS
     record = train_image_classifier(

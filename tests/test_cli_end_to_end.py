@@ -100,6 +100,29 @@ def test_train_kill_resume_sample_inspect(tmp_path):
     summary = json.loads(script("inspect_data.py", str(samples), "--json").stdout)
     assert set(summary["classes"]) == {"q", "z"}
 
+    # sample.py appended a timing record; plots/plot_timing.py accepts the file and draws it.
+    records = json.loads((samples / "timing.json").read_text())
+    assert len(records) == 1 and records[0]["steps"] == 4 and records[0]["num_jets"] == 40
+    assert records[0]["num_particles"] == 30 and records[0]["batch_size"] == 10_000
+    assert records[0]["ms_per_jet"] > 0 and records[0]["device"].startswith(("CPU", "GPU"))
+    plots = tmp_path / "plots"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "plots" / "plot_timing.py"),
+            "--results",
+            str(samples / "timing.json"),
+            "--out",
+            str(plots),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (plots / "generation_time.png").stat().st_size > 10_000
+
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
     result = script(

@@ -16,6 +16,7 @@ import tensorflow as tf
 from gsgm.config import load_config
 from gsgm.data.jetnet_format import read_jetnet_file, validate_arrays
 from gsgm.families.fpcd import FPCD, build_distillation_model, build_model, load_trained_model, train
+from gsgm.generation.jets import generate_jets
 from gsgm.training import loop as trainer_module
 from gsgm.training.distill import (
     DistillationSetupError,
@@ -27,7 +28,6 @@ from gsgm.training.distillation_model import DistillationModel
 from gsgm.training.fpcd_model import FPCDModel
 from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory
-from gsgm.training.sampling import generate_jets
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = (4, 2, 1)

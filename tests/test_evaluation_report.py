@@ -15,7 +15,7 @@ from conftest import BUILTIN_DIR
 
 from gsgm.data.jetnet_format import JET_CLASSES, class_file_name, read_jetnet_file, write_jetnet_file
 from gsgm.data.preprocessing import recenter_particles
-from gsgm.evaluation.metrics import METRIC_KEYS, EvaluationConfig
+from gsgm.evaluation.metrics import METRIC_KEYS, EvaluationConfig, evaluate_pair, metric_stages
 from gsgm.evaluation.report import FLOOR_LABEL, evaluate_comparison, format_markdown, write_report
 from gsgm.evaluation.samples import load_comparison, parse_splits
 
@@ -144,6 +144,27 @@ def test_cli_writes_report_for_two_models(tmp_path, gen_all):
     assert set(payload["classes"]["t"]["models"]) == {"wide", "FPCD 8"}
     assert set(payload["classes"]["g"]["floor"]) == {"w1m", "w1p", "w1_jet_mass"}
     assert "| FPCD 8 |" in result.stdout and FLOOR_LABEL in result.stdout
+    # The progress bar (stderr only) ran to its end: 2 classes x (floor + 2 models) x 3 metric stages.
+    assert "evaluating" in result.stderr and "18/18" in result.stderr and "evaluating" not in result.stdout
+    quiet = run_evaluate(
+        "--truth", "builtin", "--gen", str(second), "--classes", "g", "--jets-per-class", "100",
+        "--metrics", "w1_jet_mass", "--out", str(tmp_path / "quiet"), "--no-progress",
+    )  # fmt: skip
+    assert quiet.returncode == 0 and "evaluating" not in quiet.stderr
+
+
+def test_progress_callback_follows_the_metric_stages(gen_all):
+    assert metric_stages(("w1_jet_mass", "fpd", "mmd", "w1m")) == [
+        "w1m", "cov_mmd", "fpd_kpd_features", "fpd", "w1_jet_mass"
+    ]  # fmt: skip
+    comparison = load_comparison("builtin", [("a", gen_all)], classes="t", jets_per_class=60)
+    samples = comparison.classes["t"]
+    config = EvaluationConfig(
+        jets_per_class=60, bootstrap=2, cov_mmd_batches=2, cov_mmd_jets=20, metrics=("w1m", "cov", "mmd")
+    )
+    seen: list[str] = []
+    evaluate_pair(samples.truth, samples.generated["a"], "t", config, on_stage=seen.append)
+    assert seen == metric_stages(config.metrics) == ["w1m", "cov_mmd"]
 
 
 @pytest.mark.parametrize(

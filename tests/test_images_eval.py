@@ -9,21 +9,21 @@ import pytest
 from scipy import stats
 
 from gsgm.data.images import load_jet_images
-from gsgm.evaluation.images import (
+from gsgm.evaluation.image_classifier import (
     CLASSIFIER_WEIGHTS,
-    FD_NAME,
-    bootstrap_ci,
     classifier_embeddings,
     classifier_info,
-    diversity_index,
-    evaluate,
-    frechet_distance,
     load_image_classifier,
+)
+from gsgm.evaluation.image_metrics import (
+    bootstrap_ci,
+    diversity_index,
+    frechet_distance,
     mass_ks_test,
     pixel_wasserstein,
     welch_test,
-    write_report,
 )
+from gsgm.evaluation.image_report import FD_NAME, evaluate, write_report
 from gsgm.plotting.images import plot_class_images, plot_mass_histograms
 
 

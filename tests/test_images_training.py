@@ -20,9 +20,10 @@ import tensorflow as tf
 from gsgm.config import ConfigError
 from gsgm.data.images import load_jet_images, make_image_dataset
 from gsgm.families.jet_images import build_image_model, load_image_run, train_images
+from gsgm.generation.image_files import read_images_file
+from gsgm.generation.images import generate_images
 from gsgm.images_config import load_images_config, resolve_from_data
 from gsgm.training import loop as trainer_module
-from gsgm.training.image_training import generate_images, read_images_file
 from gsgm.training.loop import TrainingSetupError
 from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory

@@ -137,25 +137,54 @@ def test_plot_training_cli(tmp_path):
     assert missing.returncode == 2 and missing.stderr.startswith("error: run directory not found")
 
 
+def timing(label: str, steps: int, ms: float, **extra) -> dict:
+    """A record in the gsgm.generation.timing format."""
+    return {
+        "label": label,
+        "steps": steps,
+        "ms_per_jet": ms,
+        "num_particles": 30,
+        "batch_size": 1000,
+        "device": "CPU (test)",
+        "date": "2026-11-24T10:00:00+00:00",
+        **extra,
+    }
+
+
 def test_plot_timing_cli_and_schema(tmp_path):
-    results = tmp_path / "timing.json"
-    results.write_text(
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(
+        json.dumps([timing("FPCD", s, ms) for s, ms in ((1, 0.1), (8, 0.5), (64, 3.5), (512, 27.0))])
+    )
+    second.write_text(
         json.dumps(
             [
-                {"label": "FPCD", "steps": [1, 8, 64, 512], "ms_per_jet": [0.1, 0.5, 3.5, 27.0]},
-                {"label": "other", "steps": [8, 64], "ms_per_jet": [0.4, 2.9], "machine": "ignored"},
+                timing("other", 8, 0.4, machine="ignored"),
+                timing("other", 64, 2.9, measured=False),
+                timing("FPCD", 64, 4.0),  # slower than a.json's: the fastest per step count is kept
             ]
         )
     )
-    result = run_script("plot_timing.py", "--results", str(results), "--out", str(tmp_path / "plots"))
+    result = run_script(
+        "plot_timing.py", "--results", str(first), str(second), "--out", str(tmp_path / "plots")
+    )
     assert result.returncode == 0, result.stderr
     assert_real_image(tmp_path / "plots" / "generation_time.png")
-    assert len(load_timing_results(results)) == 2
-    plot_generation_time(load_timing_results(results))
-    results.write_text(json.dumps({"label": "x", "steps": [1, 2], "ms_per_jet": [1.0]}))
-    bad = run_script("plot_timing.py", "--results", str(results), "--out", str(tmp_path / "p2"))
+    series = load_timing_results(first, second)
+    assert [item["label"] for item in series] == ["FPCD", "other"]
+    assert series[0]["steps"] == [1, 8, 64, 512] and series[0]["ms_per_jet"] == [0.1, 0.5, 3.5, 27.0]
+    assert series[1]["measured"] == [True, False]
+    plot_generation_time(series)
+    # A malformed file: one line naming the file, the record and the key.
+    second.write_text(json.dumps([timing("x", 1, 1.0), timing("x", 0, 1.0)]))
+    bad = run_script("plot_timing.py", "--results", str(first), str(second), "--out", str(tmp_path / "p2"))
     assert bad.returncode == 2
-    assert "'steps' and 'ms_per_jet' must be non-empty lists of equal length" in bad.stderr
-    with pytest.raises(ValueError, match="missing key"):
-        results.write_text(json.dumps({"steps": [1], "ms_per_jet": [1.0]}))
-        load_timing_results(results)
+    assert bad.stderr == f"error: {second} record 1: key 'steps' must be a positive integer, got 0\n"
+    record = timing("x", 1, 1.0)
+    del record["device"]
+    second.write_text(json.dumps([record]))
+    with pytest.raises(ValueError, match=f"^{second} record 0: missing key 'device'$"):
+        load_timing_results(second)
+    second.write_text(json.dumps({"label": "x", "steps": [1, 2], "ms_per_jet": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="expected a JSON list of timing records"):
+        load_timing_results(second)

@@ -11,11 +11,11 @@ import pytest
 from gsgm.config import ConfigError, load_config
 from gsgm.data.jetnet_format import read_jetnet_file, write_jetnet_file
 from gsgm.families.fpcd import build_model, load_trained_model, train
+from gsgm.generation.jets import generate_jets
 from gsgm.training import loop as trainer_module
 from gsgm.training.loop import TrainingSetupError
 from gsgm.training.optim import make_optimizer
 from gsgm.training.run_dir import RunDirectory, RunDirectoryError
-from gsgm.training.sampling import generate_jets
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "quick.json"

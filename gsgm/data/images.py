@@ -147,7 +147,7 @@ def images_to_particles(
         images: ``[M, N, N]`` (or ``[N, N]``, ``[M, N, N, 1]``) intensities in pt_rel units.
         max_r: half-width of the window the images cover.
         threshold: pixels at or below it are empty (generated images carry small noise; see
-            :mod:`gsgm.training.image_training` for the threshold used on them).
+            :mod:`gsgm.generation.images` for the threshold used on them).
         max_particles: number of slots ``P``; default the largest particle count in the batch (at
             least 1). With fewer slots than particles the softest particles are dropped.
 

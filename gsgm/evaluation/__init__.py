@@ -5,6 +5,11 @@
 with a disjoint truth half for the truth-vs-truth floor; ``report``: running everything and writing
 ``metrics.json`` / ``metrics.md``. The command line is ``scripts/evaluate.py``.
 
+Jet images (``scripts/evaluate_images.py``): ``image_metrics`` (FD, pixel WD, DI, m/pT KS, Welch,
+bootstrap), ``image_classifier`` (the CNN whose embedding the FD uses, its shipped weights and
+training), ``image_report`` (the report, its Markdown and files). Generated samples are read through
+:mod:`gsgm.generation` (sample-file formats); nothing here imports gsgm.training.
+
 jetnet (and torch) are imported only when a metric is computed, so loading and checking inputs is fast.
 """
 
@@ -21,6 +26,7 @@ from gsgm.evaluation.metrics import (
     fpnd,
     jet_w1,
     kpd,
+    metric_stages,
     w1_resampled,
     w1efp,
     w1m,
@@ -48,6 +54,7 @@ __all__ = [
     "jet_w1",
     "kpd",
     "load_comparison",
+    "metric_stages",
     "w1_resampled",
     "w1efp",
     "w1m",

@@ -36,7 +36,7 @@ Conventions:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -444,6 +444,21 @@ class FeatureCache:
         return self.features[key]
 
 
+def metric_stages(metrics: Sequence[str]) -> list[str]:
+    """The stages :func:`evaluate_pair` runs for these metric keys, in order (one progress step each).
+
+    A stage computes one metric, except ``"cov_mmd"`` (COV and MMD together) and ``"fpd_kpd_features"``
+    (the EFP features FPD and KPD share).
+    """
+    wanted = set(metrics)
+    stages = [key for key in ("w1m", "w1p", "w1efp", "fpnd") if key in wanted]
+    if wanted & {"cov", "mmd"}:
+        stages.append("cov_mmd")
+    if wanted & {"fpd", "kpd"}:
+        stages += ["fpd_kpd_features", *(key for key in ("fpd", "kpd") if key in wanted)]
+    return stages + [key for key in JET_FEATURE_COLUMNS if key in wanted]
+
+
 def evaluate_pair(
     truth: JetSample,
     gen: JetSample,
@@ -451,6 +466,7 @@ def evaluate_pair(
     config: EvaluationConfig,
     cache: FeatureCache | None = None,
     timings: MutableMapping[str, float] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, MetricValue]:
     """Every metric of ``config.metrics`` between two samples of one class.
 
@@ -461,6 +477,7 @@ def evaluate_pair(
         config: sample size, resampling, seed.
         cache: reuse FPD/KPD features across calls (keyed by the particle array's identity).
         timings: seconds spent per metric are added here.
+        on_stage: called with the stage's name (:func:`metric_stages`) after each stage (progress bars).
 
     Returns:
         {metric key: MetricValue}, in the order of METRICS.
@@ -483,6 +500,8 @@ def evaluate_pair(
         share = (time.perf_counter() - start) / len(keys)
         for key in keys:
             timings[key] = timings.get(key, 0.0) + share
+        if on_stage:
+            on_stage("cov_mmd" if keys == ("cov", "mmd") else keys[0])
 
     timed(("w1m",), lambda: w1m(truth.particles, gen.particles, **common))
     timed(("w1p",), lambda: w1p(truth.particles, gen.particles, **common))
@@ -499,6 +518,8 @@ def evaluate_pair(
         truth_features = cache.get(truth, config.efp_jobs)
         gen_features = cache.get(gen, config.efp_jobs)
         timings["fpd_kpd_features"] = timings.get("fpd_kpd_features", 0.0) + time.perf_counter() - start
+        if on_stage:
+            on_stage("fpd_kpd_features")
         timed(("fpd",), lambda: fpd(truth_features, gen_features, config.seed))
         timed(("kpd",), lambda: kpd(truth_features, gen_features, config.seed))
     for key in JET_FEATURE_COLUMNS:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from gsgm.evaluation.metrics import (
     FeatureCache,
     MetricSpec,
     evaluate_pair,
+    metric_stages,
     results_to_dict,
 )
 from gsgm.evaluation.samples import Comparison
@@ -57,7 +59,10 @@ FPD_MIN_JETS = 1000
 
 
 def evaluate_comparison(
-    comparison: Comparison, config: EvaluationConfig, log: Callable[[str], None] | None = None
+    comparison: Comparison,
+    config: EvaluationConfig,
+    log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Compute the floor and every model's metrics for every class; return the ``metrics.json`` payload.
 
@@ -66,16 +71,50 @@ def evaluate_comparison(
         config: resampling and metric selection (``config.jets_per_class`` is only recorded here; the
             sample sizes were fixed when the comparison was loaded).
         log: called with one progress line per comparison (e.g. ``print``).
+        progress: a progress bar on stderr with an ETA, one step per class, comparison (floor, each
+            model) and metric stage (:func:`~gsgm.evaluation.metrics.metric_stages`). ``log`` lines are
+            then written through the bar, so they do not break it.
     """
+    from tqdm import tqdm  # CLI-only dependency, imported lazily
+
     started = time.perf_counter()
+    stages = metric_stages(config.metrics)
+    pairs = sum(1 + len(samples.generated) for samples in comparison.classes.values())
+    bar = tqdm(
+        total=pairs * len(stages), unit="stage", desc="evaluating", file=sys.stderr, disable=not progress
+    )
+    if log and progress:
+        plain_log = log
+
+        def log(line: str) -> None:
+            # Clear the bar, print the line, redraw the bar (a plain print would tear the bar apart).
+            with tqdm.external_write_mode(file=sys.stderr):
+                plain_log(line)
+
+    def tracker(jet_class: str, label: str) -> Callable[[str], None]:
+        """The ``on_stage`` callback of one comparison: advance the bar, show what finished."""
+        bar.set_postfix_str(f"class {jet_class}, {label}")
+
+        def stage_done(stage: str) -> None:
+            bar.set_postfix_str(f"class {jet_class}, {label}: {stage} done")
+            bar.update(1)
+
+        return stage_done
+
     timings: dict[str, float] = {}
     classes: dict[str, Any] = {}
     for jet_class, samples in comparison.classes.items():
         class_start = time.perf_counter()
         cache = FeatureCache()  # per class: truth half A's EFPs serve the floor and every model
-        floor = evaluate_pair(samples.truth, samples.truth_floor, jet_class, config, cache, timings)
+        floor = evaluate_pair(
+            samples.truth, samples.truth_floor, jet_class, config, cache, timings, tracker(jet_class, "floor")
+        )
         models = {
-            label: results_to_dict(evaluate_pair(samples.truth, gen, jet_class, config, cache, timings))
+            label: results_to_dict(
+                evaluate_pair(
+                    samples.truth, gen, jet_class, config, cache, timings, tracker(jet_class, label)
+                )
+            )
             for label, gen in samples.generated.items()
         }
         classes[jet_class] = {
@@ -90,6 +129,7 @@ def evaluate_comparison(
                 f"class {jet_class}: {samples.n} vs {samples.n} jets, floor + {len(models)} model(s) "
                 f"in {time.perf_counter() - class_start:.1f} s"
             )
+    bar.close()
     notes = list(comparison.notes)
     smallest = min((samples.n for samples in comparison.classes.values()), default=0)
     if smallest < FPD_MIN_JETS and {"fpd", "kpd"} & set(config.metrics):

@@ -36,10 +36,10 @@ from gsgm.data.jetnet_format import (
     JetSample,
     class_file_name,
     parse_classes,
-    read_jetnet_file,
 )
 from gsgm.data.loading import SPLITS, jetnet_split_indices, resolve_data_dir
 from gsgm.data.preprocessing import recenter_particles
+from gsgm.generation.jet_files import read_jet_class_file
 
 DEFAULT_TRUTH_SPLIT = "valid,test"
 # Below this many jets per sample the metrics are noise; refuse rather than print meaningless tables.
@@ -177,15 +177,6 @@ def resolve_layout(
     return classes, num_particles
 
 
-def _read(directory: Path, jet_class: str, num_particles: int) -> tuple[np.ndarray, np.ndarray]:
-    path = directory / class_file_name(jet_class, num_particles)
-    particles, jets = read_jetnet_file(path, expected_particles=num_particles)
-    negative = int(((particles[..., 2] < 0) & (particles[..., 3] > 0)).sum())
-    if negative:
-        raise ValueError(f"{path}: {negative} particles have pt_rel < 0 (pt_rel is a momentum fraction)")
-    return particles, jets
-
-
 def _sample(particles: np.ndarray, jets: np.ndarray, jet_class: str, recenter: bool) -> JetSample:
     labels = np.full(len(jets), JET_CLASSES.index(jet_class), dtype=np.int32)
     particles = recenter_particles(particles) if recenter else particles
@@ -243,12 +234,12 @@ def load_comparison(
     )
     rng = np.random.default_rng(seed)
     for jet_class in classes:
-        particles, jets = _read(truth_path, jet_class, num_particles)
+        particles, jets = read_jet_class_file(truth_path, jet_class, num_particles)
         index = np.concatenate([jetnet_split_indices(len(jets), split) for split in splits])
         # The split is already a permutation, but a seeded shuffle keeps halves A and B random even for
         # a split list such as "valid,test" whose parts follow one another.
         index = index[rng.permutation(len(index))]
-        generated = {label: _read(path, jet_class, num_particles) for label, path in gen_paths}
+        generated = {label: read_jet_class_file(path, jet_class, num_particles) for label, path in gen_paths}
         n = min([jets_per_class, len(index) // 2, *(len(g[1]) for g in generated.values())])
         if n < MIN_JETS_PER_CLASS:
             sizes = ", ".join(f"'{label}' {len(g[1])}" for label, g in generated.items())

@@ -40,7 +40,8 @@ from gsgm.training.driver import train_run
 from gsgm.training.family import Family, PreparedData
 from gsgm.training.fpcd_model import FPCDModel
 from gsgm.training.loop import TrainingSetupError
-from gsgm.training.run_dir import RunDirectory, hash_arrays
+from gsgm.training.run_dir import RunDirectory
+from gsgm.utils.provenance import hash_arrays
 
 __all__ = [
     "FPCD",

@@ -42,8 +42,9 @@ from gsgm.training.driver import train_run
 from gsgm.training.family import Family, PreparedData
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
 from gsgm.training.loop import TrainingSetupError
-from gsgm.training.run_dir import RunDirectory, hash_arrays
+from gsgm.training.run_dir import RunDirectory
 from gsgm.utils.atomic import write_json_atomic
+from gsgm.utils.provenance import hash_arrays
 
 __all__ = [
     "JET_IMAGE_CONSISTENCY",

@@ -1,28 +1,23 @@
 """Training curves (a run's history.csv) and generation time vs number of steps (paper Table V).
 
-Timing results file (JSON), one series or a list of series::
-
-    {"label": "FPCD, 30 particles, CPU", "steps": [1, 8, 64, 512], "ms_per_jet": [0.1, 0.4, 3.0, 24.0]}
-    [{"label": ..., "steps": [...], "ms_per_jet": [...]}, ...]
-
-``steps`` are DDIM steps (positive integers), ``ms_per_jet`` the wall time per generated jet in
-milliseconds (same length). Optional keys are ignored, so a benchmark may add its machine and date.
+Timing files follow :mod:`gsgm.generation.timing`: a JSON list of records, one per measurement, with
+``label``, ``steps``, ``ms_per_jet``, ``num_particles``, ``batch_size``, ``device`` and ``date``
+(``scripts/sample.py`` appends one per run to ``OUT/timing.json``; ``benchmarks/bench_distillation.py
+speed --json`` writes the same). :func:`load_timing_results` merges several files into one series per
+label.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from gsgm.generation.timing import read_timing_records
 from gsgm.plotting.style import model_color, style_context
-
-TIMING_KEYS: tuple[str, ...] = ("label", "steps", "ms_per_jet")
 
 
 def plot_training_history(rows: Sequence[Mapping[str, float]], title: str = "") -> Figure:
@@ -60,42 +55,51 @@ def plot_training_history(rows: Sequence[Mapping[str, float]], title: str = "") 
     return figure
 
 
-def load_timing_results(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read and validate a timing results file (see the module docstring); return a list of series."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"timing results not found: {path}")
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-    series = payload if isinstance(payload, list) else [payload]
-    if not series:
-        raise ValueError(f"{path}: no timing series")
-    for index, item in enumerate(series):
-        where = f"{path} series {index}"
-        if not isinstance(item, dict):
-            raise ValueError(f"{where}: expected an object with keys {', '.join(TIMING_KEYS)}")
-        missing = [k for k in TIMING_KEYS if k not in item]
-        if missing:
-            raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
-        steps, times = item["steps"], item["ms_per_jet"]
-        if (
-            not isinstance(steps, list)
-            or not isinstance(times, list)
-            or len(steps) != len(times)
-            or not steps
-        ):
-            raise ValueError(f"{where}: 'steps' and 'ms_per_jet' must be non-empty lists of equal length")
-        if any(not isinstance(s, int) or s < 1 for s in steps):
-            raise ValueError(f"{where}: 'steps' must be positive integers, got {steps}")
-        if any(not isinstance(t, int | float) or not t > 0 for t in times):
-            raise ValueError(f"{where}: 'ms_per_jet' must be positive numbers, got {times}")
+def load_timing_results(*paths: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read and merge timing files (:mod:`gsgm.generation.timing`) into one series per label.
+
+    Records with the same ``label`` form one series, in the order labels first appear; where a label
+    has several records for the same step count, the fastest is kept (timings are noisy upwards:
+    other load on the machine only ever adds time).
+
+    Returns:
+        [{"label", "steps": [int, ...] ascending, "ms_per_jet": [float, ...], "measured": [bool, ...],
+        "devices": [str, ...]}, ...].
+
+    Raises:
+        FileNotFoundError, ValueError: a one-line message naming the file, record and key.
+    """
+    if not paths:
+        raise ValueError("no timing file given")
+    best: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in paths:
+        for record in read_timing_records(path):
+            points = best.setdefault(record["label"], {})
+            known = points.get(record["steps"])
+            if known is None or record["ms_per_jet"] < known["ms_per_jet"]:
+                points[record["steps"]] = record
+    series = []
+    for label, points in best.items():
+        steps = sorted(points)
+        series.append(
+            {
+                "label": label,
+                "steps": steps,
+                "ms_per_jet": [float(points[s]["ms_per_jet"]) for s in steps],
+                "measured": [bool(points[s].get("measured", True)) for s in steps],
+                "devices": sorted({points[s]["device"] for s in steps}),
+            }
+        )
     return series
 
 
 def plot_generation_time(series: Sequence[Mapping[str, Any]]) -> Figure:
-    """Generation time per jet [ms] vs DDIM steps, log-log, one line per series."""
+    """Generation time per jet [ms] vs DDIM steps, log-log, one line per series.
+
+    Args:
+        series: from :func:`load_timing_results`: dicts with "label", "steps", "ms_per_jet" (lists of
+            equal length) and optionally "measured" (False points are drawn as open markers).
+    """
     with style_context():
         figure = Figure(figsize=(7, 5.5), layout="constrained")
         ax = figure.subplots()
@@ -103,7 +107,12 @@ def plot_generation_time(series: Sequence[Mapping[str, Any]]) -> Figure:
             order = np.argsort(item["steps"])
             steps = np.asarray(item["steps"])[order]
             times = np.asarray(item["ms_per_jet"], dtype=np.float64)[order]
-            ax.plot(steps, times, "o-", color=model_color(index), label=str(item["label"]))
+            color = model_color(index)
+            ax.plot(steps, times, "-", color=color, label=str(item["label"]))
+            # Filled markers: measured; open markers: extrapolated from other step counts.
+            measured = np.asarray(item.get("measured", [True] * len(order)), dtype=bool)[order]
+            ax.plot(steps[measured], times[measured], "o", color=color)
+            ax.plot(steps[~measured], times[~measured], "o", color=color, markerfacecolor="none")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("Diffusion steps")

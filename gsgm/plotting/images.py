@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from gsgm.data.images import MAX_R
 from gsgm.data.jetnet_format import CLASS_NAMES, JET_CLASSES
-from gsgm.evaluation.images import image_mass_over_pt
+from gsgm.evaluation.image_metrics import image_mass_over_pt
 from gsgm.utils.atomic import atomic_path
 
 __all__ = ["STYLES", "plot_class_images", "plot_mass_histograms", "write_figure"]

@@ -43,8 +43,9 @@ from gsgm.training.driver import epoch_shuffle_seed
 from gsgm.training.family import Family, PreparedData
 from gsgm.training.loop import fit_epochs
 from gsgm.training.optim import make_optimizer
-from gsgm.training.run_dir import RunDirectory, now_iso, package_versions
+from gsgm.training.run_dir import RunDirectory
 from gsgm.utils.atomic import write_json_atomic
+from gsgm.utils.provenance import now_iso, package_versions
 
 # (prepared data of the base run, metadata about the data): see prepare_training_data.
 TrainingData = tuple[PreparedData, dict]

@@ -24,7 +24,8 @@ from gsgm.training.distributed import Distributed, launcher_world_size
 from gsgm.training.family import Family
 from gsgm.training.loop import TrainingSetupError, fit_epochs
 from gsgm.training.optim import effective_learning_rate, make_optimizer
-from gsgm.training.run_dir import RunDirectory, now_iso, package_versions
+from gsgm.training.run_dir import RunDirectory
+from gsgm.utils.provenance import now_iso, package_versions
 
 __all__ = ["epoch_shuffle_seed", "flatten_config", "train_run"]
 

@@ -17,19 +17,13 @@ leaves the previous complete checkpoint usable.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
-import platform
 import shutil
-import sys
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from gsgm.utils.atomic import write_json_atomic, write_text_atomic
 
@@ -47,36 +41,6 @@ def default_run_dir(config_name: str, environ: Mapping[str, str] | None = None) 
 
 class RunDirectoryError(FileNotFoundError):
     """A run directory is missing, incomplete or inconsistent; the message says what and where."""
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages that decide a run's numbers."""
-    import h5py
-    import keras
-    import tensorflow as tf
-
-    import gsgm
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "gsgm": gsgm.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-    }
-
-
-def hash_arrays(arrays: Sequence[np.ndarray]) -> str:
-    """SHA-256 over the dtype, shape and bytes of each array, in order (identifies training data)."""
-    digest = hashlib.sha256()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(str(array.dtype).encode())
-        digest.update(str(array.shape).encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 class RunDirectory:
@@ -185,7 +149,3 @@ class RunDirectory:
             f"{self.path} has no trained weights (no best.weights.h5 and no checkpoint): "
             "train it first with scripts/train.py or pass another --run"
         )
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

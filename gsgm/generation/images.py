@@ -1,11 +1,4 @@
-"""Train, reload and sample the jet-image diffusion models (score-based VE SDE, consistency).
-
-A run directory follows :mod:`gsgm.training.run_dir`; for images its files are
-
-    RUN/config.json          the ImagesConfig with only the trained model's section, noise levels resolved
-    RUN/preprocessing.json   image geometry and the training-image statistics the noise levels came from
-    RUN/metadata.json        model, mode, teacher, seed, versions, data source and SHA-256, schedule length
-    RUN/history.csv, best.weights.h5, checkpoints/   as for every gsgm run (gsgm.training.trainer.fit_epochs)
+"""Sample jet images from a trained score or consistency run (the generation half of the jet-image family).
 
 Generated images are post-processed identically for both models: negative pixels and pixels at or below
 ``sampling.pixel_threshold`` (default sigma_min) are set to 0. A generated image has noise of order
@@ -15,11 +8,6 @@ every pixel > 0) and inflate the reconstructed jet mass.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
-import h5py
 import numpy as np
 import tensorflow as tf
 
@@ -28,18 +16,8 @@ from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consi
 from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas
 from gsgm.images_config import ImagesConfig
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
-from gsgm.utils.atomic import atomic_path
 
-__all__ = [
-    "IMAGES_FILE_KIND",
-    "generate_images",
-    "postprocess_images",
-    "read_images_file",
-    "write_images_file",
-]
-
-IMAGES_FILE_KIND = "gsgm jet images"
-MODES = ("isolation", "distill")
+__all__ = ["generate_images", "postprocess_images"]
 
 
 def postprocess_images(images: np.ndarray, threshold: float) -> np.ndarray:
@@ -64,7 +42,7 @@ def generate_images(
     """Sample ``images_per_class`` jet images of each class with the run's EMA network.
 
     Args:
-        model, cfg: from :func:`load_image_run`.
+        model, cfg: from :func:`gsgm.families.jet_images.load_image_run`.
         classes: subset of the run's classes (default: all of them).
         num_steps: sampler steps (default: the config's ``num_steps``). Score model: noise levels of
             the PC sampler (``num_steps * (corrector_steps + 1)`` network calls) or the ODE sampler;
@@ -128,38 +106,3 @@ def generate_images(
     if not raw:
         images = postprocess_images(images, cfg.sampling.pixel_threshold)
     return images, np.concatenate(labels_out)
-
-
-def write_images_file(
-    path: str | os.PathLike, images: np.ndarray, labels: np.ndarray, attributes: dict | None = None
-) -> Path:
-    """Write jet images atomically as HDF5: datasets ``images`` [M, N, N], ``labels`` [M] + attributes."""
-    images = np.asarray(images, np.float32)
-    labels = np.asarray(labels, np.int32)
-    if images.ndim != 3 or labels.shape != (images.shape[0],):
-        raise ValueError(f"need images [M, N, N] and labels [M], got {images.shape} and {labels.shape}")
-    path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.create_dataset("images", data=images, compression="gzip", shuffle=True)
-        handle.create_dataset("labels", data=labels)
-        handle.attrs["kind"] = IMAGES_FILE_KIND
-        handle.attrs["classes"] = json.dumps(list(JET_CLASSES))
-        for key, value in (attributes or {}).items():
-            handle.attrs[key] = value if isinstance(value, int | float | str) else json.dumps(value)
-    return path
-
-
-def read_images_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Read a file written by :func:`write_images_file`: (images [M, N, N], labels [M], attributes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"images file not found: {path}")
-    with h5py.File(path, "r") as handle:
-        if handle.attrs.get("kind") != IMAGES_FILE_KIND or "images" not in handle or "labels" not in handle:
-            raise ValueError(f"{path} is not a gsgm jet-images file (write it with scripts/sample_images.py)")
-        attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
-        return (
-            np.asarray(handle["images"][...], np.float32),
-            np.asarray(handle["labels"][...], np.int32),
-            attributes,
-        )
