@@ -12,6 +12,8 @@ runs (gsgm.training); evaluation and plotting read samples through it and never 
   ``read_jet_class_file``).
 * :mod:`~gsgm.generation.image_files`: the HDF5 image sample file (``write_images_file``,
   ``read_images_file``).
+* :mod:`~gsgm.generation.registry`: ``sample_run`` (any run: dispatches on its family),
+  ``register_sampler`` (a new family's sampling function).
 * :mod:`~gsgm.generation.timing`: the timing-record file (``timing_record``, ``append_timing_records``,
   ``read_timing_records``).
 
@@ -38,6 +40,9 @@ _EXPORTS = {
     "read_training_history": "runs",
     "sample_images_to_file": "runs",
     "sample_jets_to_directory": "runs",
+    "register_sampler": "registry",
+    "sample_run": "registry",
+    "sampler_for": "registry",
     "TIMING_FILE_NAME": "timing",
     "TIMING_KEYS": "timing",
     "append_timing_records": "timing",

@@ -8,8 +8,11 @@ every pixel > 0) and inflate the reconstructed jet mass.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
 from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency
@@ -38,6 +41,7 @@ def generate_images(
     batch_size: int = 500,
     sampler: str | None = None,
     raw: bool = False,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``images_per_class`` jet images of each class with the run's EMA network.
 
@@ -51,6 +55,7 @@ def generate_images(
         batch_size: images per network call.
         sampler: score model only: "pc" or "ode" (default: the config's).
         raw: return the sampler output without post-processing (:func:`postprocess_images`).
+        progress: one bar on stderr counting images over all classes and batches, with an ETA.
 
     Returns:
         (images ``[M, N, N]`` float32, labels ``[M]`` int32), classes in the order given.
@@ -76,6 +81,13 @@ def generate_images(
             raise ValueError("--sampler applies to score runs only")
         sigmas = consistency_sampling_sigmas(steps, noise.sigma_min, noise.sigma_max, section.rho)
     outputs, labels_out = [], []
+    bar = tqdm(
+        total=images_per_class * len(classes),
+        unit="image",
+        desc="sampling",
+        file=sys.stderr,
+        disable=not progress,
+    )
     for class_number, jet_class in enumerate(classes):
         label = JET_CLASSES.index(jet_class)
         for start in range(0, images_per_class, batch_size):
@@ -102,6 +114,8 @@ def generate_images(
                 x = sample_probability_flow(model.score, x, sigmas, extra_args=extra)
             outputs.append(np.asarray(x, np.float32)[..., 0])
             labels_out.append(np.full(count, label, np.int32))
+            bar.update(count)
+    bar.close()
     images = np.concatenate(outputs)
     if not raw:
         images = postprocess_images(images, cfg.sampling.pixel_threshold)

@@ -58,6 +58,15 @@ class JetSamplingResult:
     def ms_per_jet(self) -> float:
         return 1e3 * self.seconds / self.num_jets
 
+    def summary(self) -> str:
+        """One line for the user: what was written where, and how fast."""
+        timing = f"; timing appended to {self.timing_path}" if self.timing_path else ""
+        out = self.files[0].parent if self.files else "?"
+        return (
+            f"wrote {self.num_jets} jets ({', '.join(self.classes)}) with {self.steps} steps to {out} "
+            f"in {self.seconds:.1f} s ({self.ms_per_jet:.2f} ms/jet){timing}"
+        )
+
 
 def load_sampling_run(run: str | os.PathLike, steps: int | None = None):
     """Load the run to sample ``steps`` DDIM steps from: (run directory, model, preprocessor, config, steps).
@@ -180,6 +189,14 @@ class ImageSamplingResult:
     num_images: int
     seconds: float
 
+    def summary(self) -> str:
+        """One line for the user: what was written where, and how fast."""
+        return (
+            f"wrote {self.num_images} images ({', '.join(self.classes)}; {self.model}, {self.sampler}, "
+            f"{self.steps} steps) to {self.path} in {self.seconds:.1f} s "
+            f"({1e3 * self.seconds / self.num_images:.2f} ms/image, including tracing)"
+        )
+
 
 def sample_images_to_file(
     run: str | os.PathLike,
@@ -191,6 +208,7 @@ def sample_images_to_file(
     sampler: str | None = None,
     seed: int = 0,
     batch_size: int = 500,
+    progress: bool = False,
 ) -> ImageSamplingResult:
     """Sample a trained score or consistency run and write the images file (:func:`write_images_file`).
 
@@ -218,7 +236,15 @@ def sample_images_to_file(
     steps = steps or getattr(cfg, cfg.model).num_steps
     started = time.perf_counter()
     images, labels = generate_images(
-        model, cfg, images_per_class, classes, steps, seed=seed, batch_size=batch_size, sampler=sampler
+        model,
+        cfg,
+        images_per_class,
+        classes,
+        steps,
+        seed=seed,
+        batch_size=batch_size,
+        sampler=sampler,
+        progress=progress,
     )
     seconds = time.perf_counter() - started
     sampler = sampler or (cfg.score.sampler if cfg.model == "score" else "consistency")

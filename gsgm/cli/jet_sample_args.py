@@ -1,4 +1,4 @@
-"""Command-line arguments shared by ``scripts/evaluate.py`` and ``plots/plot_jets.py``.
+"""Command-line arguments shared by ``gsgm evaluate jets`` and ``gsgm plot jets`` (truth vs generated jets).
 
 ``--gen DIR`` may be repeated; a ``--label L`` right after a ``--gen`` names that sample (default: the
 directory as given), e.g. ``--gen runs/a/samples --label FPCD --gen runs/b/samples --label "FPCD 8"``.
