@@ -163,7 +163,7 @@ def test_setup_errors(runs, tmp_path):
         train_images(REPO / "configs" / "images_consistency.json", "score", "builtin", tmp_path / "y")
     with pytest.raises(ValueError, match="--teacher"):
         train_images(tiny_config(), "consistency", "builtin", tmp_path / "z", mode="distill")
-    with pytest.raises(TrainingSetupError, match="holds a score run"):
+    with pytest.raises(TrainingSetupError, match="holds a jet_image_score run"):
         train_images(None, "consistency", "builtin", runs["score"], resume=True)
 
 

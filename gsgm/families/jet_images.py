@@ -232,7 +232,7 @@ class JetImageFamily(Family):
         context: dict[str, Any] = {"teacher_score": None}
         metadata: dict[str, Any] = {
             "model": self.model,
-            "mode": options["mode"],
+            "mode": options["mode"] if self.model == "consistency" else None,
             "teacher": options["teacher"],
         }
         if options["mode"] == "distill":
