@@ -4,6 +4,7 @@ Run once, on the code *before* the diffusion redesign (parent of the commit that
 code it describes), from the repository root::
 
     TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH=$PWD python tests/data/make_redesign_reference.py
+    TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH=$PWD python tests/data/make_redesign_reference.py --layouts
 
 It calls the old API (``ddim_sample(v_denoiser, ...)``, ``distillation_targets(teacher, z_t, t, t_mid, s)``,
 ``sample_pc(score_fn, ...)``, ``sample_consistency(f, ...)``...), which the redesign replaced, so it no
@@ -106,5 +107,37 @@ def main(path: Path) -> None:
     print(f"wrote {len(out)} arrays to {path}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "--layouts" not in sys.argv:
     main(Path(__file__).resolve().parent / "redesign_reference.npz")
+
+
+def weight_layout(model, path: Path) -> list[list]:
+    """Every dataset path and shape in ``model``'s ``.weights.h5`` file (the layout old runs have)."""
+    import h5py
+
+    model.save_weights(path)
+    layout = []
+    with h5py.File(path, "r") as handle:
+        handle.visititems(
+            lambda name, obj: layout.append([name, list(obj.shape)]) if isinstance(obj, h5py.Dataset) else None
+        )
+    return sorted(layout)
+
+
+def record_layouts(path: Path) -> None:
+    """Write the weight-file layouts of the tiny models (FPCD, score, consistency) as JSON."""
+    import json
+    import tempfile
+
+    models = {
+        "fpcd": ri.tiny_fpcd_model()[0],
+        "score": ri.tiny_image_model("score", "denoiser"),
+        "consistency": ri.tiny_image_model("consistency", total_steps=100),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        layouts = {name: weight_layout(m, Path(tmp) / f"{name}.weights.h5") for name, m in models.items()}
+    path.write_text(json.dumps(layouts, indent=0))
+
+
+if __name__ == "__main__" and "--layouts" in sys.argv:
+    record_layouts(Path(__file__).resolve().parent / "redesign_weight_layout.json")
