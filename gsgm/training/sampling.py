@@ -53,6 +53,7 @@ def generate_jets(
                 num_jet_features=4,
                 num_steps=num_steps,
                 seed=seed * 1_000_003 + class_number * 10_007 + start,
+                schedule=model.schedule,
                 progress=progress,
                 num_buckets=min(num_buckets, count),
             )

@@ -23,12 +23,12 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redesign_inputs as ri  # noqa: E402
+from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas  # noqa: E402
 
 from gsgm.diffusion import ddim_sample, diffuse  # noqa: E402
 from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency  # noqa: E402
 from gsgm.diffusion.distillation import distillation_targets, student_step_times  # noqa: E402
 from gsgm.diffusion.point_cloud import sample_point_clouds  # noqa: E402
-from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas  # noqa: E402
 from gsgm.training.distillation_model import DistillationModel  # noqa: E402
 
 
@@ -56,8 +56,15 @@ def main(path: Path) -> None:
     onehot = np.eye(5, dtype=np.float32)[np.arange(6) % 5]
     for buckets in (1, 2):
         jets, particles, pmask = sample_point_clouds(
-            model.jet_denoiser, model.particle_denoiser, ri.multiplicity_mask, onehot,
-            num_particles=10, num_particle_features=3, num_jet_features=4, num_steps=4, seed=11,
+            model.jet_denoiser,
+            model.particle_denoiser,
+            ri.multiplicity_mask,
+            onehot,
+            num_particles=10,
+            num_particle_features=3,
+            num_jet_features=4,
+            num_steps=4,
+            seed=11,
             num_buckets=buckets,
         )
         out[f"fpcd/sample{buckets}/jets"], out[f"fpcd/sample{buckets}/particles"] = jets, particles
@@ -71,7 +78,9 @@ def main(path: Path) -> None:
     # --- VE samplers: exact Gaussian score and a tiny U-Net --------------------------------------------
     sigmas = ve_sigmas(4, ri.SIGMA_MIN, ri.SIGMA_MAX).numpy()
     x_T = ri.gaussian_noise((6, 3), 7) * ri.SIGMA_MAX
-    out["ve/exact/pc"] = sample_pc(ri.exact_ve_score, x_T, sigmas, snr=0.16, corrector_steps=1, seed=8).numpy()
+    out["ve/exact/pc"] = sample_pc(
+        ri.exact_ve_score, x_T, sigmas, snr=0.16, corrector_steps=1, seed=8
+    ).numpy()
     for solver in ("euler", "heun"):
         out[f"ve/exact/ode_{solver}"] = sample_probability_flow(
             ri.exact_ve_score, x_T, sigmas, solver=solver
@@ -100,7 +109,9 @@ def main(path: Path) -> None:
         ).numpy()
     ri.train_and_record(cm, batch, "consistency_ct/train", out)
     teacher_score = ri.tiny_image_model("score", "denoiser")
-    cd = ri.tiny_image_model("consistency", mode="distill", teacher_score=teacher_score.score, total_steps=100)
+    cd = ri.tiny_image_model(
+        "consistency", mode="distill", teacher_score=teacher_score.score, total_steps=100
+    )
     ri.train_and_record(cd, batch, "consistency_cd/train", out)
 
     np.savez_compressed(path, **out)
@@ -119,7 +130,9 @@ def weight_layout(model, path: Path) -> list[list]:
     layout = []
     with h5py.File(path, "r") as handle:
         handle.visititems(
-            lambda name, obj: layout.append([name, list(obj.shape)]) if isinstance(obj, h5py.Dataset) else None
+            lambda name, obj: (
+                layout.append([name, list(obj.shape)]) if isinstance(obj, h5py.Dataset) else None
+            )
         )
     return sorted(layout)
 
