@@ -116,7 +116,14 @@ def test_ve_samplers_and_score_losses(reference):
         score_model = ri.tiny_image_model("score", kind)
         cond = {"label": batch["labels"]}
         out[f"ve/unet_{kind}/pc"] = sample_pc(
-            score_model.denoiser, x_img, score_model.schedule, 4, snr=0.16, corrector_steps=1, seed=8, cond=cond
+            score_model.denoiser,
+            x_img,
+            score_model.schedule,
+            4,
+            snr=0.16,
+            corrector_steps=1,
+            seed=8,
+            cond=cond,
         )
         for solver in ("euler", "heun"):
             out[f"ve/unet_{kind}/ode_{solver}"] = sample_probability_flow(
@@ -134,14 +141,18 @@ def test_consistency_sampling_and_losses(reference):
     cm = ri.tiny_image_model("consistency", total_steps=100)
     assert cm.schedule == KarrasSchedule(ri.SIGMA_MIN, ri.SIGMA_MAX, 7.0)
     out = {
-        f"consistency/sample{k}": sample_consistency(cm.denoiser, x_img, cm.schedule, k, seed=12, cond={"label": batch["labels"]})
+        f"consistency/sample{k}": sample_consistency(
+            cm.denoiser, x_img, cm.schedule, k, seed=12, cond={"label": batch["labels"]}
+        )
         for k in (1, 3)
     }
     check(reference, out)
     trained: dict = {}
     ri.train_and_record(cm, batch, "consistency_ct/train", trained)
     teacher = ri.tiny_image_model("score", "denoiser")
-    cd = ri.tiny_image_model("consistency", mode="distill", teacher_denoiser=teacher.denoiser, total_steps=100)
+    cd = ri.tiny_image_model(
+        "consistency", mode="distill", teacher_denoiser=teacher.denoiser, total_steps=100
+    )
     ri.train_and_record(cd, batch, "consistency_cd/train", trained)
     check(reference, {k: v for k, v in trained.items() if not k.endswith("weights")})
     check(reference, {k: v for k, v in trained.items() if k.endswith("weights")}, atol=1e-5)
@@ -161,9 +172,9 @@ def test_weight_files_keep_their_layout(tmp_path):
         layout = []
         with h5py.File(path, "r") as handle:
             handle.visititems(
-                lambda key, obj, out=layout: out.append([key, list(obj.shape)])
-                if isinstance(obj, h5py.Dataset)
-                else None
+                lambda key, obj, out=layout: (
+                    out.append([key, list(obj.shape)]) if isinstance(obj, h5py.Dataset) else None
+                )
             )
         assert sorted(layout) == layouts[name], name
         model.load_weights(path)  # and the file loads back

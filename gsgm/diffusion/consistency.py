@@ -103,7 +103,9 @@ def consistency_loss(
         Scalar loss.
     """
     cond = dict(cond or {})
-    sigma_lo, sigma_hi = schedule.point(index, num_points), schedule.point(index + 1, num_points)
+    x = as_float_tensor(x)
+    sigma_lo = tf.cast(schedule.point(index, num_points), x.dtype)
+    sigma_hi = tf.cast(schedule.point(index + 1, num_points), x.dtype)
     x_hi = diffuse(x, sigma_hi, noise, schedule)
     if teacher is not None:
         x_lo = probability_flow_step(teacher, x_hi, sigma_hi, sigma_lo, schedule, solver, cond)

@@ -4,12 +4,13 @@ The sampler takes a denoiser in the convention of :mod:`gsgm.diffusion.denoisers
 (``denoiser(z [B, ...], t [B], **cond) -> x0_hat``, ``t`` the schedule's time) and a schedule
 (:mod:`gsgm.diffusion.schedules`); one step from ``t`` to ``s < t`` is
 
-    z_s = alpha_s x0_hat + sigma_s eps_hat,    eps_hat = the denoiser's own noise estimate if it has one
-                                                         (adapters' ``predict``), else (z_t - alpha_t x0_hat) / sigma_t
+    z_s = alpha_s x0_hat + sigma_s eps_hat
 
-A v-network (:class:`~gsgm.diffusion.denoisers.VDenoiser`) gives ``eps_hat = sigma z + alpha v``, which
-never divides, so the VP-cosine step is finite on the whole closed interval: ``t = 1`` (alpha = 0) is a
-valid start and a step to ``s = 0`` (sigma_s = 0 exactly) returns ``x0_hat`` bit for bit.
+with ``eps_hat`` the denoiser's own noise estimate where it has one (adapters' ``predict``), else
+``(z_t - alpha_t x0_hat) / sigma_t``. A v-network (:class:`~gsgm.diffusion.denoisers.VDenoiser`) gives
+``eps_hat = sigma z + alpha v``, which never divides, so the VP-cosine step is finite on the whole
+closed interval: ``t = 1`` (alpha = 0) is a valid start and a step to ``s = 0`` (sigma_s = 0
+exactly) returns ``x0_hat`` bit for bit.
 
 The step loop runs inside a ``tf.function``. Compiled functions are cached per denoiser object (per
 instance and method for bound methods; weakly: the cache does not keep the denoiser alive) and schedule
@@ -92,9 +93,10 @@ def _make_step(get_denoiser: Callable[[], Denoiser], schedule: Schedule):
     return step
 
 
-# owner -> {(method function or None, kind, jit_compile, schedule): tf.function}. The owner is the denoiser itself,
-# or for a bound method (``obj.denoise``, a new object at every attribute access) the instance, so that
-# passing ``obj.denoise`` twice reuses the compiled function. Weak keys: the cache never keeps a model alive.
+# owner -> {(method function or None, kind, jit_compile, schedule): tf.function}. The owner is the
+# denoiser itself, or for a bound method (``obj.denoise``, a new object at every attribute access) the
+# instance, so that passing ``obj.denoise`` twice reuses the compiled function. Weak keys: the cache
+# never keeps a model alive.
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

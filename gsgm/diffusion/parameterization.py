@@ -11,8 +11,8 @@ them. The conversions from an ``x`` (or ``eps``) estimate back to ``eps``/``v`` 
 
 Shapes: data tensors ``z, x, eps, v`` are ``[B, ...]`` (batch first, any rank). ``alpha`` and
 ``sigma`` are scalars, ``[B]``, or already broadcastable to the data; a ``[B]`` vector is expanded to
-``[B, 1, ..., 1]`` with :func:`gsgm.diffusion.tensors.expand_like`. All functions accept numpy arrays and return tf tensors;
-``alpha``/``sigma`` are cast to the dtype of the data.
+``[B, 1, ..., 1]`` with :func:`gsgm.diffusion.tensors.expand_like`. All functions accept numpy arrays
+and return tf tensors; ``alpha``/``sigma`` are cast to the dtype of the data.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ class KarrasSchedule(Schedule):
         return tf.ones_like(t), t
 
     def point(self, index, num_points) -> tf.Tensor:
-        """Point ``index`` (0-based, increasing) of the ``num_points`` discretisation; float32, shape of index.
+        """Point ``index`` (0-based, increasing) of the ``num_points`` grid; float32, shape of ``index``.
 
         ``index`` and ``num_points`` may be tensors (N grows during consistency training); the ends
         are exact: point 0 is sigma_min, point ``M - 1`` is sigma_max.
@@ -258,7 +258,7 @@ class DiscreteCosineSchedule(Schedule):
 
     @property
     def posterior_log_variance_clipped(self) -> np.ndarray:
-        """``log beta tilde_t`` with entry 1 (where beta tilde = 0) replaced by entry 2, as Nichol & Dhariwal."""
+        """``log beta tilde_t``; entry 1 (where beta tilde = 0) replaced by entry 2, as Nichol & Dhariwal."""
         var = self.posterior_variance.copy()
         var[:2] = var[2] if var.size > 2 else self.betas[1]
         return np.log(var)
@@ -302,7 +302,7 @@ class DiscreteCosineSchedule(Schedule):
         return tf.cast(index, dtype)
 
     def posterior(self, t, s) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """As :meth:`Schedule.posterior`, evaluated in float64 from the abar table (no float32 cancellation)."""
+        """As :meth:`Schedule.posterior`, in float64 from the abar table (no float32 cancellation)."""
         t = as_float_tensor(t)
         abar_t, abar_s = self.lookup(self.alphas_cumprod, t), self.lookup(self.alphas_cumprod, s)
         beta_ts = 1.0 - abar_t / abar_s

@@ -37,8 +37,9 @@ def discretized_gaussian_log_likelihood(x, mean, log_var, bins: int = 256) -> tf
     """Elementwise log-probability (nats) of data ``x`` in [-1, 1] under a Gaussian discretised to ``bins``.
 
     Bin ``k`` of width ``2 / (bins - 1)`` is centred on ``x``; the two outer bins extend to -inf and
-    +inf (Ho et al. 2020, eq. 13). Uses ``log_ndtr`` at the outer bins and a floor of 1e-12 on the
-    inner bin probability, as the paper's code does, so that the result is finite.
+    +inf (Ho et al. 2020, eq. 13). Probabilities are floored at 1e-12 before the log, as in the paper's
+    code, so that the result is finite. The normal CDF is ``erfc(-u / sqrt 2) / 2``, accurate in the
+    lower tail (where ``1 - erfc`` forms would cancel).
     """
     x = as_float_tensor(x)
     mean, log_var = as_float_tensor(mean, x.dtype), as_float_tensor(log_var, x.dtype)
@@ -46,10 +47,16 @@ def discretized_gaussian_log_likelihood(x, mean, log_var, bins: int = 256) -> tf
     inv_std = tf.exp(-0.5 * log_var)
     upper = (x - mean + half_bin) * inv_std
     lower = (x - mean - half_bin) * inv_std
-    log_cdf_upper = tf.math.log_ndtr(upper)
-    log_sf_lower = tf.math.log_ndtr(-lower)
-    inner = tf.math.log(tf.maximum(tf.math.ndtr(upper) - tf.math.ndtr(lower), 1e-12))
-    return tf.where(x < -1.0 + half_bin, log_cdf_upper, tf.where(x > 1.0 - half_bin, log_sf_lower, inner))
+
+    def cdf(u):
+        return 0.5 * tf.math.erfc(-u / math.sqrt(2.0))
+
+    def log_floor(p):
+        return tf.math.log(tf.maximum(p, 1e-12))
+
+    at_left, at_right = x < -1.0 + half_bin, x > 1.0 - half_bin
+    prob = tf.where(at_left, cdf(upper), tf.where(at_right, cdf(-lower), cdf(upper) - cdf(lower)))
+    return log_floor(prob)
 
 
 def _mean_over_elements(a: tf.Tensor) -> tf.Tensor:

@@ -14,8 +14,9 @@ and implements :meth:`~DiffusionTrainingModel.compute_losses` (and, for sampling
 * randomness is stateless: seeds derive from ``(seed, stream, counter)`` with the optimizer's iteration
   counter for training (stream 0) and ``eval_counter`` for validation (stream 1), so a run resumed from
   a checkpoint draws exactly the numbers an uninterrupted run would have drawn;
-* data-parallel training: when the loop sets ``distributed`` (a :class:`gsgm.training.distributed.Distributed`),
-  gradients pass through ``distributed.average_gradients`` and each rank draws its own noise (counter
+* data-parallel training: when the loop sets ``distributed``
+  (a :class:`gsgm.training.distributed.Distributed`), gradients pass through
+  ``distributed.average_gradients`` and each rank draws its own noise (counter
   ``counter * size + rank``); on one process nothing changes.
 
 Gradient clipping is the optimizer's (``clipnorm``, per tensor, set by the run's optimizer factory), so
@@ -79,7 +80,7 @@ class DiffusionTrainingModel(keras.Model):
 
     # --- networks and EMA ------------------------------------------------------------------------------
     def add_ema(self, source: str, ema: str) -> None:
-        """Register attribute ``ema`` as the averaged copy of attribute ``source``: copy, freeze, optimise source."""
+        """Register attribute ``ema`` as the averaged copy of ``source`` (copies weights, freezes it)."""
         ema_net = getattr(self, ema)
         ema_net.set_weights(getattr(self, source).get_weights())
         ema_net.trainable = False
