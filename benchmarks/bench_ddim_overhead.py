@@ -29,7 +29,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from gsgm.diffusion import ddim_sample, ddim_step  # noqa: E402
+from gsgm.diffusion import VDenoiser, VPCosineSchedule, ddim_sample, ddim_step  # noqa: E402
+
+VP = VPCosineSchedule()
 
 
 def make_net(kind: str, num_particles: int, num_features: int, width: int = 128) -> keras.Model:
@@ -82,26 +84,24 @@ def main() -> None:
     for kind in args.net.split(","):
         net = make_net(kind, args.particles, 3)
 
-        def denoiser(z, t, net=net):
-            return net([z, t], training=False)
+        # One adapter object per network: the compiled loop is cached per denoiser object.
+        denoiser = VDenoiser(lambda z, t, net=net: net([z, t], training=False), VP)
 
-        def eager():
-            from gsgm.diffusion import time_grid
-
-            grid = time_grid(args.steps)
+        def eager(denoiser=denoiser):
+            grid = tf.constant(VP.sampling_times(args.steps), tf.float32)
             z = noise * mask[..., None]
             for i in range(args.steps):
-                v = denoiser(z, tf.fill([args.batch], grid[i]))
-                z = ddim_step(z, v, grid[i], grid[i + 1]) * mask[..., None]
+                pred = denoiser.predict(z, tf.fill([args.batch], grid[i]))
+                z = ddim_step(z, pred, grid[i], grid[i + 1], VP) * mask[..., None]
             return z
 
         modes = {
             "eager": eager,
-            "loop": lambda: ddim_sample(denoiser, noise, args.steps, mask=mask),
-            "loop-xla": lambda: ddim_sample(denoiser, noise, args.steps, mask=mask, jit_compile=True),
-            "step": lambda: ddim_sample(denoiser, noise, args.steps, mask=mask, progress=True),
-            "step-xla": lambda: ddim_sample(
-                denoiser, noise, args.steps, mask=mask, progress=True, jit_compile=True
+            "loop": lambda d=denoiser: ddim_sample(d, noise, VP, args.steps, mask=mask),
+            "loop-xla": lambda d=denoiser: ddim_sample(d, noise, VP, args.steps, mask=mask, jit_compile=True),
+            "step": lambda d=denoiser: ddim_sample(d, noise, VP, args.steps, mask=mask, progress=True),
+            "step-xla": lambda d=denoiser: ddim_sample(
+                d, noise, VP, args.steps, mask=mask, progress=True, jit_compile=True
             ),
         }
         names = args.modes.split(",")

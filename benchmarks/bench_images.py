@@ -29,8 +29,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency  # noqa: E402
-from gsgm.diffusion.ve_sde import sample_pc, ve_sigmas  # noqa: E402
+from gsgm.diffusion.consistency import sample_consistency  # noqa: E402
+from gsgm.diffusion.samplers import sample_pc  # noqa: E402
 from gsgm.families.jet_images import build_image_model  # noqa: E402
 from gsgm.images_config import load_images_config, resolve_from_data  # noqa: E402
 
@@ -67,34 +67,38 @@ def main() -> None:
     noise = score_cfg.noise
     labels = tf.constant(np.arange(args.batch) % 5, tf.int32)
     x_score = tf.random.stateless_normal([args.batch, 25, 25, 1], [0, 1]) * noise.sigma_max
-    pc_sigmas = ve_sigmas(args.steps, noise.sigma_min, noise.sigma_max).numpy()
-    cm_sigmas = {k: consistency_sampling_sigmas(k, noise.sigma_min, noise.sigma_max) for k in (1, args.steps)}
     runs = {
         "score-pc-M1": (
             lambda: sample_pc(
-                score_model.score, x_score, pc_sigmas, corrector_steps=1, extra_args={"label": labels}
+                score_model.denoiser,
+                x_score,
+                score_model.schedule,
+                args.steps,
+                corrector_steps=1,
+                cond={"label": labels},
             ),
             2 * args.steps,
         ),
         "score-pc-M0": (
             lambda: sample_pc(
-                score_model.score, x_score, pc_sigmas, corrector_steps=0, extra_args={"label": labels}
+                score_model.denoiser,
+                x_score,
+                score_model.schedule,
+                args.steps,
+                corrector_steps=0,
+                cond={"label": labels},
             ),
             args.steps,
         ),
         "consistency-1": (
             lambda: sample_consistency(
-                cm_model.consistency_fn, x_score, cm_sigmas[1], noise.sigma_min, extra_args={"label": labels}
+                cm_model.denoiser, x_score, cm_model.schedule, 1, cond={"label": labels}
             ),
             1,
         ),
         f"consistency-{args.steps}": (
             lambda: sample_consistency(
-                cm_model.consistency_fn,
-                x_score,
-                cm_sigmas[args.steps],
-                noise.sigma_min,
-                extra_args={"label": labels},
+                cm_model.denoiser, x_score, cm_model.schedule, args.steps, cond={"label": labels}
             ),
             args.steps,
         ),

@@ -34,6 +34,7 @@ def sampling_seconds(model, mask: np.ndarray, onehot: np.ndarray, steps: int, re
             num_jet_features=4,
             num_steps=steps,
             seed=0,
+            schedule=model.schedule,
             num_buckets=buckets,
         )
 

@@ -180,7 +180,7 @@ class ScoreConfig:
     unet: the score network.
     parameterization: "noise" (Score SDE: the network predicts the noise, s = -F / sigma) or
         "denoiser" (Karras et al. preconditioning, s = (D - x) / sigma^2); see
-        :class:`gsgm.diffusion.ve_sde.ScoreParameterization` for why "noise" struggles at large sigma
+        :class:`gsgm.diffusion.denoisers.PreconditionedDenoiser` for why "noise" struggles at large sigma
         on sparse jet images.
     ema_decay: decay of the weight average used for validation and sampling (paper: 0.9999).
     sampler: "pc" (predictor-corrector, Alg. 1) or "ode" (probability-flow ODE, Heun).

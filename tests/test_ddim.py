@@ -1,4 +1,4 @@
-"""DDIM sampler (FPCD eq. 4) against the exact denoiser of Gaussian data."""
+"""DDIM sampler (FPCD eq. 4) against the exact denoiser of Gaussian data, VP cosine and a second schedule."""
 
 from __future__ import annotations
 
@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gsgm.diffusion import ddim_sample, ddim_step, x_from_v
-from gsgm.diffusion.schedule import cosine_alpha_sigma
+from gsgm.diffusion import (
+    DiscreteCosineSchedule,
+    VDenoiser,
+    VPCosineSchedule,
+    ddim_sample,
+    ddim_step,
+    eps_from_v,
+    x_from_v,
+)
+from gsgm.diffusion.denoisers import Prediction
+
+VP = VPCosineSchedule()
 
 
 def _posterior(z, t, mu, s):
@@ -40,7 +50,7 @@ def gaussian_denoiser(mu, s):
         eps_hat = sigma / var * (z - alpha * mu)
         return alpha * eps_hat - sigma * x_hat
 
-    return denoiser
+    return VDenoiser(denoiser, VP)
 
 
 def reference_ddim(noise, num_steps, mu, s):
@@ -78,7 +88,7 @@ CASES = [
 @pytest.mark.parametrize("mu, s, shape", CASES)
 def test_matches_eq4_reference(mu, s, shape):
     noise = standard_noise(shape)
-    out = ddim_sample(gaussian_denoiser(mu, s), noise, 64).numpy()
+    out = ddim_sample(gaussian_denoiser(mu, s), noise, VP, 64).numpy()
     ref = reference_ddim(noise, 64, mu.astype(np.float64), s.astype(np.float64))
     np.testing.assert_allclose(out, ref, atol=2e-4 * max(1.0, float(np.max(s))))
     # the moments of the exact 64-step DDIM output, for the record: the mean is exact, the variance is
@@ -90,7 +100,7 @@ def test_matches_eq4_reference(mu, s, shape):
 @pytest.mark.parametrize("mu, s, shape", CASES)
 def test_reproduces_data_distribution(mu, s, shape):
     noise = standard_noise(shape, seed=1)
-    out = ddim_sample(gaussian_denoiser(mu, s), noise, 512).numpy()
+    out = ddim_sample(gaussian_denoiser(mu, s), noise, VP, 512).numpy()
     np.testing.assert_allclose(out.mean(axis=0), mu, atol=0.01 * np.max(s))
     np.testing.assert_allclose(out.var(axis=0), s**2, rtol=0.02)
 
@@ -98,7 +108,7 @@ def test_reproduces_data_distribution(mu, s, shape):
 def test_one_step_returns_the_mean():
     # From t = 1 the latent carries no information about x: one step must give E[x] = mu (to float32).
     mu, s = np.array([0.5, -2.0], np.float32), np.array([1.0, 0.3], np.float32)
-    out = ddim_sample(gaussian_denoiser(mu, s), standard_noise((1000, 2)), 1).numpy()
+    out = ddim_sample(gaussian_denoiser(mu, s), standard_noise((1000, 2)), VP, 1).numpy()
     np.testing.assert_allclose(out, np.broadcast_to(mu, out.shape), atol=1e-5)
 
 
@@ -108,28 +118,33 @@ def test_step_matches_eq4_and_last_step_is_x_hat():
     v = rng.normal(size=(32, 5)).astype(np.float32)
     t = rng.uniform(0.3, 1.0, size=32).astype(np.float32)
     s = (t * rng.uniform(0.0, 1.0, size=32)).astype(np.float32)
-    alpha_t, sigma_t = (a.numpy().astype(np.float64)[:, None] for a in cosine_alpha_sigma(t))
-    alpha_s, sigma_s = (a.numpy().astype(np.float64)[:, None] for a in cosine_alpha_sigma(s))
+    alpha_t, sigma_t = (a.numpy().astype(np.float64)[:, None] for a in VP.alpha_sigma(t))
+    alpha_s, sigma_s = (a.numpy().astype(np.float64)[:, None] for a in VP.alpha_sigma(s))
     x_hat = alpha_t * z - sigma_t * v
     expected = alpha_s * x_hat + sigma_s * (z - alpha_t * x_hat) / sigma_t
-    np.testing.assert_allclose(ddim_step(z, v, t, s).numpy(), expected, atol=1e-5)
+    pred = Prediction(x_from_v(z, v, *VP.alpha_sigma(t)), eps_from_v(z, v, *VP.alpha_sigma(t)))
+    np.testing.assert_allclose(ddim_step(z, pred, t, s, VP).numpy(), expected, atol=1e-5)
+    # the x0 estimate alone (eps recovered by division) gives the same step
+    np.testing.assert_allclose(ddim_step(z, pred.x0, t, s, VP).numpy(), expected, atol=1e-5)
     # final step to t = 0 (sigma_0 = 0): exactly the data estimate, bit for bit
-    last = ddim_step(z, v, t, np.zeros_like(t)).numpy()
-    np.testing.assert_array_equal(last, x_from_v(z, v, *cosine_alpha_sigma(t)).numpy())
+    last = ddim_step(z, pred, t, np.zeros_like(t), VP).numpy()
+    np.testing.assert_array_equal(last, pred.x0.numpy())
 
 
 def test_one_step_output_is_minus_v_at_t1():
     c = tf.constant([[0.25, -3.0, 7.5]])
-    out = ddim_sample(lambda z, t: -c * tf.ones_like(z), np.random.default_rng(0).normal(size=(4, 3)), 1)
+    out = ddim_sample(
+        VDenoiser(lambda z, t: -c * tf.ones_like(z), VP), np.random.default_rng(0).normal(size=(4, 3)), VP, 1
+    )
     np.testing.assert_array_equal(out.numpy(), np.broadcast_to(c.numpy(), (4, 3)))
 
 
 def test_deterministic():
     den = gaussian_denoiser(np.float32(0.3), np.float32(0.8))
     noise = np.random.default_rng(5).normal(size=(256, 3)).astype(np.float32)
-    first = ddim_sample(den, noise, 16).numpy()
-    np.testing.assert_array_equal(first, ddim_sample(den, noise, 16).numpy())
-    np.testing.assert_array_equal(first, ddim_sample(den, noise, 16, progress=True).numpy())
+    first = ddim_sample(den, noise, VP, 16).numpy()
+    np.testing.assert_array_equal(first, ddim_sample(den, noise, VP, 16).numpy())
+    np.testing.assert_array_equal(first, ddim_sample(den, noise, VP, 16, progress=True).numpy())
 
 
 def _counting_denoiser():
@@ -147,15 +162,15 @@ def _counting_denoiser():
 def test_number_of_evaluations(num_steps, progress):
     den, calls = _counting_denoiser()
     for repeat in (1, 2):  # the second call reuses the compiled loop and must count again
-        ddim_sample(den, np.ones((3, 2), np.float32), num_steps, progress=progress)
+        ddim_sample(den, np.ones((3, 2), np.float32), VP, num_steps, progress=progress)
         assert calls.numpy() == repeat * num_steps
 
 
 def test_jit_compile_agrees():
     den, calls = _counting_denoiser()
     noise = np.random.default_rng(2).normal(size=(64, 2)).astype(np.float32)
-    plain = ddim_sample(den, noise, 8).numpy()
-    xla = ddim_sample(den, noise, 8, jit_compile=True).numpy()
+    plain = ddim_sample(den, noise, VP, 8).numpy()
+    xla = ddim_sample(den, noise, VP, 8, jit_compile=True).numpy()
     np.testing.assert_allclose(xla, plain, rtol=1e-5, atol=1e-6)
     assert calls.numpy() == 16
 
@@ -172,12 +187,12 @@ def test_mask_keeps_padding_zero(trailing_axis, progress):
         return 0.5 - 0.3 * z
 
     out = ddim_sample(
-        den, noise, 8, mask=mask[..., None] if trailing_axis else mask, progress=progress
+        den, noise, VP, 8, mask=mask[..., None] if trailing_axis else mask, progress=progress
     ).numpy()
     pad = mask == 0
     assert pad.any() and np.all(out[pad] == 0.0)
     # real entries are untouched by the mask (the denoiser acts elementwise)
-    free = ddim_sample(den, noise, 8).numpy()
+    free = ddim_sample(den, noise, VP, 8).numpy()
     np.testing.assert_allclose(out[~pad], free[~pad], rtol=1e-6)
 
 
@@ -186,13 +201,13 @@ def test_extra_args_do_not_retrace():
 
     def den(z, t, cond):
         traces.append(1)  # Python side effect: runs at trace time only
-        return z * 0.0 - cond[:, None]
+        return z * 0.0 + cond[:, None]  # x0 = cond: one step returns it
 
     noise = np.zeros((4, 2), np.float32)
     for value in (1.0, -2.0):
-        out = ddim_sample(den, noise, 1, extra_args={"cond": tf.fill([4], value)})
+        out = ddim_sample(den, noise, VP, 1, cond={"cond": tf.fill([4], value)})
         np.testing.assert_array_equal(out.numpy(), value)
-    ddim_sample(den, noise, 5, extra_args={"cond": tf.fill([4], 1.0)})  # another grid length
+    ddim_sample(den, noise, VP, 5, cond={"cond": tf.fill([4], 1.0)})  # another grid length
     assert len(traces) <= 2  # at most one relaxed retrace for the new grid length
 
 
@@ -202,7 +217,7 @@ def test_cache_does_not_keep_denoiser_alive():
         return lambda z, t: scale * z
 
     den = make()
-    ddim_sample(den, np.ones((2, 2), np.float32), 2)
+    ddim_sample(den, np.ones((2, 2), np.float32), VP, 2)
     ref = weakref.ref(den)
     del den
     gc.collect()
@@ -211,7 +226,7 @@ def test_cache_does_not_keep_denoiser_alive():
 
 def test_rejects_bad_denoiser_shape():
     with pytest.raises(ValueError, match="shape"):
-        ddim_sample(lambda z, t: z[:, :1] * 0 + z[:, :1], np.ones((2, 3, 2), np.float32), 2)
+        ddim_sample(lambda z, t: z[:, :1] * 0 + z[:, :1], np.ones((2, 3, 2), np.float32), VP, 2)
 
 
 def test_bound_method_reuses_trace():
@@ -227,10 +242,49 @@ def test_bound_method_reuses_trace():
     noise = np.ones((3, 2), np.float32)
     for _ in range(3):
         np.testing.assert_allclose(
-            ddim_sample(w.denoise, noise, 4).numpy(), ddim_sample(w.denoise, noise, 4).numpy()
+            ddim_sample(w.denoise, noise, VP, 4).numpy(), ddim_sample(w.denoise, noise, VP, 4).numpy()
         )
     assert w.traces == 1
     ref = weakref.ref(w)
     del w
     gc.collect()
     assert ref() is None
+
+
+def test_ddim_on_discrete_cosine_schedule_matches_eq4_reference():
+    """Second schedule: DDIM over the respaced DDPM times with a plain x0 denoiser (no adapter)."""
+    schedule = DiscreteCosineSchedule(num_steps=1000)
+    abar = schedule.alphas_cumprod
+    mu, s = 0.7, 0.4
+
+    def exact_x0(z, t):
+        index = tf.cast(tf.round(t), tf.int32)
+        a = tf.sqrt(tf.gather(tf.constant(abar, tf.float32), index))[:, None]
+        sig2 = 1.0 - a**2
+        return mu + a * s**2 / (a**2 * s**2 + sig2) * (z - a * mu)
+
+    noise = standard_noise((4000, 2), seed=7)
+    out = ddim_sample(exact_x0, noise, schedule, 20).numpy()
+    z = noise.astype(np.float64)
+    times = np.round(np.linspace(1000, 0, 21)).astype(int)
+    for t, u in zip(times[:-1], times[1:], strict=True):
+        a_t, a_s = np.sqrt(abar[t]), np.sqrt(abar[u])
+        sig_t, sig_s = np.sqrt(1 - abar[t]), np.sqrt(1 - abar[u])
+        x_hat = mu + a_t * s**2 / (a_t**2 * s**2 + sig_t**2) * (z - a_t * mu)
+        z = a_s * x_hat + sig_s * (z - a_t * x_hat) / sig_t
+    np.testing.assert_allclose(out, z, atol=1e-4)
+    np.testing.assert_allclose(out.mean(axis=0), mu, atol=0.01)
+    np.testing.assert_allclose(out.std(axis=0), s, rtol=0.1)
+
+
+def test_schedule_is_part_of_the_cache_key():
+    """Same denoiser, same time grid, different alpha(t): the compiled loop must not be reused."""
+    noise = np.random.default_rng(1).normal(size=(8, 2)).astype(np.float32)
+
+    def x0(z, t):
+        return 0.5 * z
+
+    a = ddim_sample(x0, noise, DiscreteCosineSchedule(num_steps=10), 2).numpy()
+    b = ddim_sample(x0, noise, DiscreteCosineSchedule(num_steps=10, offset=0.2), 2).numpy()
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(a, ddim_sample(x0, noise, DiscreteCosineSchedule(num_steps=10), 2).numpy())

@@ -42,6 +42,7 @@ def run(model, num_buckets: int, seed: int = 3):
         num_jet_features=4,
         num_steps=3,
         seed=seed,
+        schedule=model.schedule,
         num_buckets=num_buckets,
     )
 

@@ -1,4 +1,4 @@
-"""Cosine VP schedule, log-SNR, time grid and the x / eps / v conversions."""
+"""Cosine VP schedule (``VPCosineSchedule``), log-SNR, time grid and the x / eps / v conversions."""
 
 from __future__ import annotations
 
@@ -9,19 +9,25 @@ import tensorflow as tf
 from gsgm.diffusion import (
     LOGSNR_MAX,
     LOGSNR_MIN,
-    cosine_alpha_sigma,
+    VPCosineSchedule,
     eps_from_v,
     eps_from_x,
     expand_like,
-    logsnr,
     score_from_v,
-    t_from_logsnr,
-    time_grid,
     v_from_x,
     v_from_x_eps,
     x_from_eps,
     x_from_v,
 )
+
+VP = VPCosineSchedule()
+cosine_alpha_sigma, logsnr, t_from_logsnr = VP.alpha_sigma, VP.logsnr, VP.t_from_logsnr
+
+
+def time_grid(n):
+    """The sampler's grid as the network sees it (float32)."""
+    return tf.constant(VP.sampling_times(n), tf.float32)
+
 
 T_CLOSED = np.linspace(0.0, 1.0, 1001, dtype=np.float32)
 

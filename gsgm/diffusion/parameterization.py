@@ -11,38 +11,15 @@ them. The conversions from an ``x`` (or ``eps``) estimate back to ``eps``/``v`` 
 
 Shapes: data tensors ``z, x, eps, v`` are ``[B, ...]`` (batch first, any rank). ``alpha`` and
 ``sigma`` are scalars, ``[B]``, or already broadcastable to the data; a ``[B]`` vector is expanded to
-``[B, 1, ..., 1]`` with :func:`expand_like`. All functions accept numpy arrays and return tf tensors;
-``alpha``/``sigma`` are cast to the dtype of the data.
+``[B, 1, ..., 1]`` with :func:`gsgm.diffusion.tensors.expand_like`. All functions accept numpy arrays
+and return tf tensors; ``alpha``/``sigma`` are cast to the dtype of the data.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from gsgm.diffusion.schedule import as_float_tensor
-
-
-def expand_like(a, x) -> tf.Tensor:
-    """Append trailing unit axes to ``a`` so that it broadcasts against ``x`` along the batch axis.
-
-    Args:
-        a: tensor of rank ``r <= rank(x)`` whose shape is a prefix of ``x``'s (e.g. ``[B]`` against
-            ``[B, P, F]``), or a scalar (returned unchanged: it already broadcasts).
-        x: reference tensor ``[B, ...]``.
-
-    Returns:
-        ``a`` reshaped to ``shape(a) + [1] * (rank(x) - r)``.
-    """
-    a = tf.convert_to_tensor(a)
-    x = tf.convert_to_tensor(x)
-    rank_a, rank_x = a.shape.rank, x.shape.rank
-    if rank_a is None or rank_x is None:
-        # Unknown static rank (rare inside tf.function): do it dynamically.
-        extra = tf.maximum(tf.rank(x) - tf.rank(a), 0)
-        return tf.reshape(a, tf.concat([tf.shape(a), tf.ones([extra], tf.int32)], axis=0))
-    if rank_a == 0 or rank_a >= rank_x:
-        return a
-    return tf.reshape(a, tf.concat([tf.shape(a), tf.ones([rank_x - rank_a], tf.int32)], axis=0))
+from gsgm.diffusion.tensors import as_float_tensor, expand_like
 
 
 def _prepare(data, alpha, sigma):

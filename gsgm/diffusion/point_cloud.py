@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from gsgm.diffusion.ddim import ddim_sample
+from gsgm.diffusion.schedules import Schedule
 
 # Denoisers take their conditions as keyword arguments, so one stable callable serves every batch
 # without retracing (see gsgm.diffusion.ddim).
@@ -30,20 +31,23 @@ def sample_point_clouds(
     num_jet_features: int,
     num_steps: int,
     seed: int,
+    schedule: Schedule,
     progress: bool = False,
     num_buckets: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample normalised jets and particles with DDIM, jets first.
 
     Args:
-        jet_denoiser: ``(z [B, J], t [B], *, class_onehot [B, C]) -> v_hat [B, J]``.
+        jet_denoiser: ``(z [B, J], t [B], *, class_onehot [B, C]) -> x0_hat [B, J]`` (a
+            :mod:`gsgm.diffusion.denoisers` denoiser, e.g. a ``VDenoiser``).
         particle_denoiser: ``(z [B, P, F], t [B], *, jets [B, J], class_onehot [B, C], mask [B, P, 1])
-            -> v_hat [B, P, F]``.
+            -> x0_hat [B, P, F]``.
         mask_from_jets: normalised jets [B, J] -> particle mask [B, P] (0/1) from the sampled multiplicity.
         class_onehot: [B, C] conditions, one row per jet to generate.
         num_particles, num_particle_features, num_jet_features: P, F and J.
         num_steps: DDIM steps for each of the two stages (network evaluations per stage).
         seed: seed of the initial noise (same seed -> same samples).
+        schedule: the noise schedule of both networks (FPCD: ``VPCosineSchedule()``).
         progress: show progress bars (CLI use).
         num_buckets: > 1 sorts the jets by sampled multiplicity into this many groups and runs the
             particle network on each group cropped to its largest multiplicity, so padded slots beyond
@@ -58,7 +62,7 @@ def sample_point_clouds(
     jet_seed, particle_seed = tf.random.experimental.stateless_split(tf.constant([seed, 0], tf.int64), 2)
     jet_noise = tf.random.stateless_normal([batch, num_jet_features], seed=jet_seed)
     jets = ddim_sample(
-        jet_denoiser, jet_noise, num_steps, progress=progress, extra_args={"class_onehot": onehot}
+        jet_denoiser, jet_noise, schedule, num_steps, progress=progress, cond={"class_onehot": onehot}
     )
     jets_np = np.asarray(jets, dtype=np.float32)
     mask = np.asarray(mask_from_jets(jets_np), dtype=np.float32)
@@ -72,10 +76,11 @@ def sample_point_clouds(
         particles[index, :width] = ddim_sample(
             particle_denoiser,
             tf.gather(particle_noise, index)[:, :width],
+            schedule,
             num_steps,
             mask=crop_mask,
             progress=progress,
-            extra_args={
+            cond={
                 "jets": tf.gather(jets, index),
                 "class_onehot": tf.gather(onehot, index),
                 "mask": crop_mask,

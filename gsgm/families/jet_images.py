@@ -73,7 +73,7 @@ def build_image_model(
     *,
     mode: str = "isolation",
     total_steps: int = 1,
-    teacher_score=None,
+    teacher_denoiser=None,
 ) -> ScoreImageModel | ConsistencyImageModel:
     """The training model of a run config (one model section, noise levels resolved)."""
     model = cfg.model
@@ -104,7 +104,7 @@ def build_image_model(
         cfg.consistency,
         total_steps=total_steps,
         mode=mode,
-        teacher_score=teacher_score,
+        teacher_denoiser=teacher_denoiser,
         seed=seed,
     )
 
@@ -229,7 +229,7 @@ class JetImageFamily(Family):
         options: Mapping[str, Any],
         resume_run: RunDirectory | None,
     ) -> PreparedData:
-        context: dict[str, Any] = {"teacher_score": None}
+        context: dict[str, Any] = {"teacher_denoiser": None}
         metadata: dict[str, Any] = {
             "model": self.model,
             "mode": options["mode"] if self.model == "consistency" else None,
@@ -246,7 +246,7 @@ class JetImageFamily(Family):
                     )
             else:
                 cfg = _adopt_teacher_noise(cfg, teacher_cfg)
-            context["teacher_score"] = teacher_model.score
+            context["teacher_denoiser"] = teacher_model.denoiser
             metadata["teacher_weights_sha256"] = teacher_hash
         images, labels = load_jet_images(
             data,
@@ -324,7 +324,7 @@ class JetImageFamily(Family):
             cfg,
             mode=options["mode"],
             total_steps=int(cfg.training.epochs) * int(steps_per_epoch),
-            teacher_score=prepared.context["teacher_score"],
+            teacher_denoiser=prepared.context["teacher_denoiser"],
         )
 
     def load_run(self, run_dir: str | os.PathLike) -> tuple[keras.Model, ImagesConfig]:

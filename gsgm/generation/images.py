@@ -15,8 +15,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
-from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency
-from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas
+from gsgm.diffusion.consistency import sample_consistency
+from gsgm.diffusion.samplers import sample_pc, sample_probability_flow
 from gsgm.images_config import ImagesConfig
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
 
@@ -69,17 +69,14 @@ def generate_images(
     kind = cfg.model
     section = getattr(cfg, kind)
     steps = int(num_steps or section.num_steps)
-    noise = cfg.noise
     n = cfg.data.num_pixels
     if kind == "score":
         sampler = sampler or section.sampler
         if sampler not in ("pc", "ode"):
             raise ValueError(f"sampler must be 'pc' or 'ode', got {sampler!r}")
-        sigmas = ve_sigmas(steps, noise.sigma_min, noise.sigma_max).numpy()
-    else:
-        if sampler not in (None, "consistency"):
-            raise ValueError("--sampler applies to score runs only")
-        sigmas = consistency_sampling_sigmas(steps, noise.sigma_min, noise.sigma_max, section.rho)
+    elif sampler not in (None, "consistency"):
+        raise ValueError("--sampler applies to score runs only")
+    sigma_max = float(model.schedule.sampling_times(steps)[0])
     outputs, labels_out = [], []
     bar = tqdm(
         total=images_per_class * len(classes),
@@ -94,24 +91,23 @@ def generate_images(
             count = min(batch_size, images_per_class - start)
             labels = tf.fill([count], tf.constant(label, tf.int32))
             batch_seed = seed * 1_000_003 + class_number * 10_007 + start
-            x = tf.random.stateless_normal([count, n, n, 1], [batch_seed, 1]) * float(sigmas[0])
+            x = tf.random.stateless_normal([count, n, n, 1], [batch_seed, 1]) * sigma_max
             extra = {"label": labels}
             if kind == "consistency":
-                x = sample_consistency(
-                    model.consistency_fn, x, sigmas, noise.sigma_min, seed=batch_seed, extra_args=extra
-                )
+                x = sample_consistency(model.denoiser, x, model.schedule, steps, seed=batch_seed, cond=extra)
             elif sampler == "pc":
                 x = sample_pc(
-                    model.score,
+                    model.denoiser,
                     x,
-                    sigmas,
+                    model.schedule,
+                    steps,
                     snr=section.snr,
                     corrector_steps=section.corrector_steps,
                     seed=batch_seed,
-                    extra_args=extra,
+                    cond=extra,
                 )
             else:
-                x = sample_probability_flow(model.score, x, sigmas, extra_args=extra)
+                x = sample_probability_flow(model.denoiser, x, model.schedule, steps, cond=extra)
             outputs.append(np.asarray(x, np.float32)[..., 0])
             labels_out.append(np.full(count, label, np.int32))
             bar.update(count)

@@ -67,6 +67,7 @@ def generate_jets(
                 # No per-step bars: they run the DDIM loop step by step from Python (slower, same
                 # numbers); the bar above counts jets instead.
                 progress=False,
+                schedule=model.schedule,
                 num_buckets=min(num_buckets, count),
             )
             particle_features, jet_features = preprocessor.inverse(particles_norm, jets_norm, labels)

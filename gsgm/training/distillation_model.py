@@ -6,11 +6,13 @@ the student's velocity at ``(z_t, t = (i + 1) / N)`` is regressed on the target 
 student DDIM step match two teacher steps (:mod:`gsgm.diffusion.distillation`). Jet and particle
 networks are distilled together, with one step index per jet shared by both, as in base training.
 
-Everything else is inherited unchanged: the optimizer step, gradient hooks (distributed training), EMA
-updates, stateless noise from (seed, optimizer step) for exact resume, validation on the EMA weights.
+Everything else is inherited unchanged: the optimizer step, gradient averaging (distributed training),
+EMA updates, stateless noise from (seed, optimizer step) for exact resume, validation on the EMA weights.
+Any schedule with nested N / 2N grids works (:func:`gsgm.diffusion.distillation.student_step_times`);
+the student uses its teacher's.
 The teacher is kept out of Keras' tracking, so a student's weight files have exactly the layout of an
 FPCDModel's: a finished stage is loaded like any run with
-:func:`gsgm.training.trainer.load_trained_model`, and its teacher never enters its checkpoints (a
+:func:`gsgm.families.fpcd.load_trained_model`, and its teacher never enters its checkpoints (a
 resumed stage reloads the teacher from the teacher's own run directory).
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from gsgm.diffusion import diffuse, v_loss
+from gsgm.diffusion import diffuse, masked_mse
 from gsgm.diffusion.distillation import distillation_targets, student_step_times
 from gsgm.training.fpcd_model import FPCDModel
 
@@ -63,6 +65,7 @@ class DistillationModel(FPCDModel):
             raise ValueError(
                 f"num_steps (the student's sampling steps) must be a positive integer, got {num_steps!r}"
             )
+        kwargs.setdefault("schedule", teacher.schedule)
         super().__init__(jet_net, particle_net, ema_decay=ema_decay, seed=seed, **kwargs)
         self.num_steps = int(num_steps)
         # A tracked teacher would put its weights into every student checkpoint and change the file layout,
@@ -73,11 +76,11 @@ class DistillationModel(FPCDModel):
         """The teacher (a method, not a property: Keras' weight saving walks properties too)."""
         return self._teacher.value
 
-    def _diffusion_losses(self, batch, stream: int, counter, use_ema: bool, training: bool):
-        """L_jet, L_particle of one batch against the distillation targets (overrides the eq. 1 losses).
+    def compute_losses(self, batch, seeds, *, training: bool, step) -> dict[str, tf.Tensor]:
+        """L_jet, L_particle of one batch against the distillation targets (replaces the eq. 1 losses).
 
-        Randomness (step index, jet noise, particle noise) comes from the stateless stream
-        (seed, stream, counter), like the base model's, so a resumed stage draws the same numbers.
+        Randomness (step index, jet noise, particle noise) comes from the base model's stateless seeds,
+        so a resumed stage draws the same numbers.
         """
         jets, particles, mask, onehot = (
             batch["jets"],
@@ -85,36 +88,38 @@ class DistillationModel(FPCDModel):
             batch["mask"],
             batch["class_onehot"],
         )
-        batch_size = tf.shape(jets)[0]
-        seeds = self._stream_seeds(stream, counter, 3)
         step_index = tf.random.stateless_uniform(
-            [batch_size], seed=seeds[0], minval=0, maxval=self.num_steps, dtype=tf.int32
+            tf.shape(jets)[:1], seed=seeds[0], minval=0, maxval=self.num_steps, dtype=tf.int32
         )
-        t, t_mid, s = student_step_times(step_index, self.num_steps)
+        t, t_mid, s = student_step_times(step_index, self.num_steps, self.schedule)
         jet_noise = tf.random.stateless_normal(tf.shape(jets), seed=seeds[1], dtype=tf.float32)
         particle_noise = tf.random.stateless_normal(tf.shape(particles), seed=seeds[2], dtype=tf.float32)
 
         # z_t comes from the data, as in base training (and Salimans & Ho): the student learns the teacher's
         # two-step map on the latents it will meet, not on latents of the teacher's own trajectories.
-        z_jets, _ = diffuse(jets, t, jet_noise)
+        teacher = self.get_teacher()
+        z_jets = diffuse(jets, t, jet_noise, self.schedule)
         v_jets, _ = distillation_targets(
-            self.get_teacher().jet_denoiser, z_jets, t, t_mid, s, extra_args={"class_onehot": onehot}
+            teacher.jet_denoiser, z_jets, t, t_mid, s, self.schedule, cond={"class_onehot": onehot}
         )
-        z_particles, _ = diffuse(particles, t, particle_noise, mask=mask)
+        z_particles = diffuse(particles, t, particle_noise, self.schedule, mask=mask)
         v_particles, _ = distillation_targets(
-            self.get_teacher().particle_denoiser,
+            teacher.particle_denoiser,
             z_particles,
             t,
             t_mid,
             s,
+            self.schedule,
             mask,
-            extra_args={"jets": jets, "class_onehot": onehot, "mask": mask},
+            cond={"jets": jets, "class_onehot": onehot, "mask": mask},
         )
 
-        jet_net = self.ema_jet_net if use_ema else self.jet_net
-        particle_net = self.ema_particle_net if use_ema else self.particle_net
+        jet_net, particle_net = self.networks(training)
         v_hat_jets = jet_net({"z": z_jets, "t": t, "class_onehot": onehot}, training=training)
         v_hat_particles = particle_net(
             {"z": z_particles, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask}, training=training
         )
-        return v_loss(v_jets, v_hat_jets), v_loss(v_particles, v_hat_particles, mask)
+        loss_jet = masked_mse(v_jets, v_hat_jets)
+        loss_particle = masked_mse(v_particles, v_hat_particles, mask)
+        return {"loss": loss_jet + loss_particle, "loss_jet": loss_jet, "loss_particle": loss_particle}
+
