@@ -61,7 +61,10 @@ demo: install
 
 test: install install-distributed
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
+	# The import direction of the layers (contracts in setup.cfg [importlinter]).
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
+	$(VENV)/bin/lint-imports

@@ -1,0 +1,5 @@
+"""``python -m gsgm.cli`` is the ``gsgm`` command (for environments without the console script)."""
+
+from gsgm.cli import main
+
+main()
