@@ -29,9 +29,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from gsgm.config import load_images_config, resolve_from_data  # noqa: E402
 from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency  # noqa: E402
 from gsgm.diffusion.ve_sde import sample_pc, ve_sigmas  # noqa: E402
-from gsgm.images_config import load_images_config, resolve_from_data  # noqa: E402
 from gsgm.training.image_training import build_image_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gsgm.config import ConfigError
+from gsgm.config import ConfigError, load_images_config, resolve_from_data
 from gsgm.data.images import load_jet_images, make_image_dataset
-from gsgm.images_config import load_images_config, resolve_from_data
 from gsgm.training import trainer as trainer_module
 from gsgm.training.image_training import (
     _optimizer,

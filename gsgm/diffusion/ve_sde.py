@@ -5,7 +5,7 @@ The VE SDE perturbs data ``x_0`` as ``x_t = x_0 + sigma(t) z`` with ``z ~ N(0, I
     sigma(t) = sigma_min (sigma_max / sigma_min)**t,     t in [0, 1]
 
 (geometric, Song et al. 2021), so the perturbation kernel is ``N(x_0, sigma(t)^2 I)``. How gsgm picks
-``sigma_min``/``sigma_max`` for jet images from the data is documented in :mod:`gsgm.images_config`.
+``sigma_min``/``sigma_max`` for jet images from the data is documented in :mod:`gsgm.config.jet_images`.
 
 Everything here works with a *score function* ``score_fn(x [B, ...], sigma [B], **extra_args) -> [B, ...]``
 (an estimate of grad_x log p_sigma(x)), k-diffusion style: samplers are plain functions over a score

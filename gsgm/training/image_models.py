@@ -20,6 +20,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from gsgm.config import ConsistencyConfig
 from gsgm.diffusion.consistency import (
     ConsistencyParameterization,
     consistency_distance,
@@ -28,7 +29,6 @@ from gsgm.diffusion.consistency import (
     karras_sigma,
 )
 from gsgm.diffusion.ve_sde import ScoreParameterization, dsm_loss, probability_flow_step, ve_perturb, ve_sigma
-from gsgm.images_config import ConsistencyConfig
 from gsgm.training.fpcd_model import _exponential_moving_average
 
 __all__ = ["ConsistencyImageModel", "ScoreImageModel", "unet_callable"]

@@ -15,7 +15,6 @@ every pixel > 0) and inflate the reconstructed jet mass.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,13 +27,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gsgm.config import ImagesConfig, load_images_config, resolve_from_data, save_images_config
 from gsgm.data.images import image_statistics, load_jet_images, make_image_dataset
 from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
 from gsgm.data.loading import resolve_data_dir
 from gsgm.data.pipeline import train_valid_split
 from gsgm.diffusion.consistency import consistency_sampling_sigmas, sample_consistency
 from gsgm.diffusion.ve_sde import sample_pc, sample_probability_flow, ve_sigmas
-from gsgm.images_config import ImagesConfig, load_images_config, resolve_from_data, save_images_config
 from gsgm.models.unet import build_unet
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
 from gsgm.training.run_dir import RunDirectory, hash_arrays, now_iso, package_versions
@@ -78,7 +77,7 @@ def build_image_model(
     noise = cfg.noise
     if None in (noise.sigma_min, noise.sigma_max, noise.sigma_data):
         raise ValueError(
-            "the config's noise levels must be resolved first (gsgm.images_config.resolve_from_data)"
+            "the config's noise levels must be resolved first (gsgm.config.resolve_from_data)"
         )
     seed = cfg.training.seed
     if model == "score":
@@ -156,7 +155,7 @@ def _adopt_teacher_noise(cfg: ImagesConfig, teacher_cfg: ImagesConfig) -> Images
                 f"noise.{key}={mine} in the config differs from the teacher's {theirs}; set it to null "
                 "(the student adopts the teacher's noise range)"
             )
-    return dataclasses.replace(cfg, noise=dataclasses.replace(teacher_cfg.noise))
+    return cfg.model_copy(update={"noise": teacher_cfg.noise.model_copy()})
 
 
 def train_images(
