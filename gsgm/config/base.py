@@ -53,11 +53,15 @@ _INVALID = "gsgm_invalid"
 
 
 class ConfigError(ValueError):
-    """A config file (or dict) is invalid; ``key`` is the dotted key, ``source`` the file or ``<dict>``."""
+    """A config file (or dict) is invalid.
+
+    ``source`` is the file (or ``<dict>``), ``key`` the dotted key, ``problem`` the message alone.
+    """
 
     def __init__(self, source: str, key: str, message: str):
         self.source = source
         self.key = key
+        self.problem = message
         super().__init__(f"{source}: {key}: {message}")
 
 
