@@ -12,9 +12,9 @@ hand-edited JSON file needs:
   must not fall back to a default nobody chose. The exception is a class's ``OPTIONAL_KEYS``.
 
 Sections stay mutable (``cfg.training.epochs = 3``); an edited config is re-validated by
-:func:`validate_section` and always before :func:`save_section` writes it, so an invalid config is
-never written. Every problem surfaces as :class:`ConfigError`, naming the file and the dotted key
-(``embedding.time_dims[1]``, ``score.unet.dropout``) with a short message.
+:func:`validate_section`, always before :func:`gsgm.config.registry.save_any_config` writes it, so an
+invalid config is never written. Every problem surfaces as :class:`ConfigError`, naming the file and
+the dotted key (``embedding.time_dims[1]``, ``score.unet.dropout``) with a short message.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Section(BaseModel):
     than one field in :meth:`check`, raising :func:`invalid`.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_default=False)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     #: Keys a file may leave out (the field's default is then used); none for config sections.
     OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ()
@@ -212,7 +212,7 @@ def validate_section(cls: type[S], data: Any, source: str = "<dict>", *, require
         ConfigError: naming ``source`` and the dotted key of the first problem.
     """
     if isinstance(data, BaseModel):
-        data = data.model_dump()
+        data = data.model_dump(warnings=False)  # an edit may have broken a type: report it below
     if not isinstance(data, dict):
         raise ConfigError(source, "<top level>", f"expected a JSON object, got {_show(data)}")
     try:
@@ -223,7 +223,7 @@ def validate_section(cls: type[S], data: Any, source: str = "<dict>", *, require
 
 def section_to_dict(section: Section) -> dict[str, Any]:
     """Plain JSON-serialisable dict of ``section`` (nested sections as dicts, lists copied)."""
-    return section.model_dump()
+    return section.model_dump(warnings=False)
 
 
 def read_config_json(path: str | os.PathLike) -> tuple[Any, str]:
