@@ -29,10 +29,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from gsgm.config import load_images_config, resolve_from_data  # noqa: E402
 from gsgm.diffusion.consistency import sample_consistency  # noqa: E402
 from gsgm.diffusion.samplers import sample_pc  # noqa: E402
 from gsgm.families.jet_images import build_image_model  # noqa: E402
-from gsgm.images_config import load_images_config, resolve_from_data  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Noise levels of the shipped sample (image_statistics of its training split); timing does not depend on them.

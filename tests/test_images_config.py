@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gsgm.config import ConfigError
-from gsgm.images_config import (
+from gsgm.config import (
+    ConfigError,
     images_config_to_dict,
     load_images_config,
     resolve_from_data,

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gsgm.config import ConfigError
+from gsgm.config import ConfigError, load_images_config, resolve_from_data
 from gsgm.data.images import load_jet_images, make_image_dataset
 from gsgm.families.jet_images import build_image_model, load_image_run, train_images
 from gsgm.generation.image_files import read_images_file
 from gsgm.generation.images import generate_images
-from gsgm.images_config import load_images_config, resolve_from_data
 from gsgm.training import loop as trainer_module
 from gsgm.training.loop import TrainingSetupError
 from gsgm.training.optim import make_optimizer

@@ -296,3 +296,15 @@ def test_saturated_multiplicity_is_not_blown_up(real_jets30):
     one_missing = real_jets30.jets[:, 3] == 29
     assert one_missing.any()
     assert np.abs(jets_norm[one_missing, 3]).max() < 2.0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("a", 'row 2 \\(t\\), column 1: expected a number, got "a"'), (float("nan"), "must be a finite number")],
+)
+def test_load_bad_statistic_names_row_class_and_column(tmp_path, value, message):
+    data, path = _saved(tmp_path)
+    data["jet_mean"][2][1] = value
+    path.write_text(json.dumps(data))
+    with pytest.raises(PreprocessingFileError, match=rf"{path}: key 'jet_mean' .*{message}"):
+        JetPreprocessor.load(path)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from gsgm.images_config import UNetConfig
+from gsgm.config import UNetConfig
 from gsgm.models.unet import SinusoidalEmbedding, build_unet, padded_size
 
 

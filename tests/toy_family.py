@@ -23,6 +23,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
+from gsgm.config import Section, register_config_family, validate_section
 from gsgm.config.base import PositiveFloat, PositiveInt
 from gsgm.config.registry import config_from_any_dict, save_any_config
 from gsgm.config.training import (
@@ -36,8 +38,6 @@ from gsgm.config.training import (
     Seed,
     ValidFraction,
 )
-
-from gsgm.config import Section, register_config_family, validate_section
 from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse, masked_mse, v_loss
 from gsgm.diffusion.ddim import ddim_sample
 from gsgm.diffusion.distillation import distillation_targets, student_step_times

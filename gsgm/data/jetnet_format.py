@@ -24,8 +24,8 @@ import h5py
 import numpy as np
 
 from gsgm.utils.atomic import atomic_path
+from gsgm.utils.jetnet import JET_CLASSES
 
-JET_CLASSES: tuple[str, ...] = ("g", "q", "t", "w", "z")
 CLASS_NAMES: dict[str, str] = {
     "g": "gluon",
     "q": "light quark",

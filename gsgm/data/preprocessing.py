@@ -37,13 +37,17 @@ from typing import Any
 import numpy as np
 
 from gsgm.data.jetnet_format import JET_CLASSES, JET_FEATURES, JetSample
+from gsgm.data.preprocessing_file import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    NORM_PARTICLE_FEATURES,
+    PreprocessingFileError,
+    parse_preprocessing_file,
+)
 from gsgm.utils.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "gsgm.JetPreprocessor"
-FORMAT_VERSION = 1
-NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "log(1-pt_rel)")
 NUM_CLASSES = len(JET_CLASSES)
 NUM_JET_FEATURES = len(JET_FEATURES)
 NUM_PARTICLE_FEATURES = len(NORM_PARTICLE_FEATURES)
@@ -57,10 +61,6 @@ STD_FLOOR = 1e-8
 # class is saturated (30-particle files). Dividing by such a spread turns the rare unsaturated jet into
 # a 20-sigma outlier that dominates the jet loss, so its scale is at least one particle.
 MULTIPLICITY_STD_FLOOR = 1.0
-
-
-class PreprocessingFileError(ValueError):
-    """A preprocessing JSON file (or dict) is unreadable or malformed; the message names file and key."""
 
 
 class UnfittedClassError(ValueError):
@@ -427,94 +427,17 @@ class JetPreprocessor:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> JetPreprocessor:
-        """Rebuild from ``to_dict`` output, validating every key; errors name ``source`` and the key."""
+        """Rebuild from ``to_dict`` output, validating every key (:mod:`gsgm.data.preprocessing_file`).
 
-        def fail(key: str, problem: str) -> PreprocessingFileError:
-            return PreprocessingFileError(f"preprocessing file {source}: key '{key}' {problem}")
-
-        if not isinstance(data, dict):
-            raise PreprocessingFileError(
-                f"preprocessing file {source}: expected a JSON object, got {type(data).__name__}"
-            )
-        required = (
-            "format",
-            "version",
-            "num_particles",
-            "recenter",
-            "classes",
-            "jet_mean",
-            "jet_std",
-            "particle_mean",
-            "particle_std",
-        )
-        for key in required:
-            if key not in data:
-                raise fail(key, f"is missing (found keys: {', '.join(sorted(data)) or 'none'})")
-        if data["format"] != FORMAT_NAME:
-            raise fail("format", f"must be {FORMAT_NAME!r}, got {data['format']!r}")
-        if data["version"] != FORMAT_VERSION:
-            raise fail("version", f"must be {FORMAT_VERSION}, got {data['version']!r}")
-        num_particles = data["num_particles"]
-        if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 1:
-            raise fail("num_particles", f"must be a positive integer, got {num_particles!r}")
-        if not isinstance(data["recenter"], bool):
-            raise fail("recenter", f"must be true or false, got {data['recenter']!r}")
-        if list(data["classes"]) != list(JET_CLASSES):
-            raise fail(
-                "classes",
-                f"must be {list(JET_CLASSES)} (class order of the statistics), got {data['classes']!r}",
-            )
-        for key, names in (("jet_features", JET_FEATURES), ("particle_features", NORM_PARTICLE_FEATURES)):
-            if key in data and list(data[key]) != list(names):
-                raise fail(key, f"must be {list(names)}, got {data[key]!r}")
-
-        pre = cls(num_particles, recenter=data["recenter"])
-        width = {"jet": NUM_JET_FEATURES, "particle": NUM_PARTICLE_FEATURES}
-        arrays: dict[str, np.ndarray] = {}
-        for key in ("jet_mean", "jet_std", "particle_mean", "particle_std"):
-            value, n_feat = data[key], width[key.split("_")[0]]
-            if not isinstance(value, list) or len(value) != NUM_CLASSES:
-                raise fail(
-                    key,
-                    f"must be a list of {NUM_CLASSES} rows (one per class {JET_CLASSES}) "
-                    f"or null, got {value!r:.80}",
-                )
-            arr = np.full((NUM_CLASSES, n_feat), np.nan)
-            for i, row in enumerate(value):
-                if row is None:
-                    continue
-                try:
-                    row_arr = np.asarray(row, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise fail(key, f"row {i} ({JET_CLASSES[i]}) is not numeric: {row!r:.80}") from None
-                if row_arr.shape != (n_feat,) or not np.all(np.isfinite(row_arr)):
-                    raise fail(
-                        key,
-                        f"row {i} ({JET_CLASSES[i]}) must be {n_feat} finite numbers or null, "
-                        f"got {row!r:.80}",
-                    )
-                if key.endswith("_std") and np.any(row_arr <= 0):
-                    raise fail(key, f"row {i} ({JET_CLASSES[i]}) must be positive, got {row!r}")
-                arr[i] = row_arr
-            arrays[key] = arr
-        for i in range(NUM_CLASSES):
-            present = [k for k, a in arrays.items() if np.all(np.isfinite(a[i]))]
-            if present and len(present) != len(arrays):
-                absent = sorted(set(arrays) - set(present))
-                raise fail(
-                    absent[0],
-                    f"row {i} ({JET_CLASSES[i]}) is null while {', '.join(present)} "
-                    f"have statistics for that class",
-                )
-        if not any(np.all(np.isfinite(arrays["jet_mean"][i])) for i in range(NUM_CLASSES)):
-            raise fail("jet_mean", "has no statistics for any class")
-        pre.jet_mean, pre.jet_std = arrays["jet_mean"], arrays["jet_std"]
-        pre.particle_mean, pre.particle_std = arrays["particle_mean"], arrays["particle_std"]
-        counts = data.get("fit_counts")
-        if counts is not None:
-            if not isinstance(counts, list) or len(counts) != NUM_CLASSES:
-                raise fail("fit_counts", f"must be a list of {NUM_CLASSES} integers, got {counts!r:.80}")
-            pre.fit_counts = np.asarray(counts, dtype=np.int64)
+        Raises:
+            PreprocessingFileError: naming ``source``, the key and, for the statistics, row and class.
+        """
+        parsed = parse_preprocessing_file(data, source)
+        pre = cls(parsed.num_particles, recenter=parsed.recenter)
+        pre.jet_mean, pre.jet_std = parsed.array("jet_mean"), parsed.array("jet_std")
+        pre.particle_mean, pre.particle_std = parsed.array("particle_mean"), parsed.array("particle_std")
+        if parsed.fit_counts is not None:
+            pre.fit_counts = np.asarray(parsed.fit_counts, dtype=np.int64)
         return pre
 
     def save(self, path: str | os.PathLike) -> Path:

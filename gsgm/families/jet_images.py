@@ -14,7 +14,6 @@ score run ``teacher``). Learning rate: constant (the paper: Adam 1e-4), per rank
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping
@@ -25,10 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gsgm.data.images import image_statistics, load_jet_images, make_image_dataset
-from gsgm.data.jetnet_format import JET_CLASSES
-from gsgm.data.pipeline import train_valid_split
-from gsgm.images_config import (
+from gsgm.config import (
     ImagesConfig,
     images_config_from_dict,
     images_config_to_dict,
@@ -36,6 +32,9 @@ from gsgm.images_config import (
     resolve_from_data,
     save_images_config,
 )
+from gsgm.data.images import image_statistics, load_jet_images, make_image_dataset
+from gsgm.data.jetnet_format import JET_CLASSES
+from gsgm.data.pipeline import train_valid_split
 from gsgm.models.unet import build_unet
 from gsgm.training.distributed import Distributed
 from gsgm.training.driver import train_run
@@ -161,7 +160,7 @@ def _adopt_teacher_noise(cfg: ImagesConfig, teacher_cfg: ImagesConfig) -> Images
                 f"noise.{key}={mine} in the config differs from the teacher's {theirs}; set it to null "
                 "(the student adopts the teacher's noise range)"
             )
-    return dataclasses.replace(cfg, noise=dataclasses.replace(teacher_cfg.noise))
+    return cfg.model_copy(update={"noise": teacher_cfg.noise.model_copy()})
 
 
 class JetImageFamily(Family):

@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from gsgm.config import ImagesConfig
 from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
 from gsgm.diffusion.consistency import sample_consistency
 from gsgm.diffusion.samplers import sample_pc, sample_probability_flow
-from gsgm.images_config import ImagesConfig
 from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
 
 __all__ = ["generate_images", "postprocess_images"]

@@ -13,7 +13,7 @@ Architecture (DDPM / Score SDE style, no attention)::
 
 Conditioning: ``emb = MLP(time_embedding(log sigma)) + Embedding(label)``, both ``4 * base`` wide, added
 inside every residual block. ``time_embedding`` is random Fourier features (score model) or the
-transformer sinusoidal embedding (consistency model); see :class:`gsgm.images_config.UNetConfig`.
+transformer sinusoidal embedding (consistency model); see :class:`gsgm.config.UNetConfig`.
 
 Odd image sizes: the resolution halves ``L - 1`` times, so the input is zero-padded to the next
 multiple ``S`` of ``2**(L - 1)`` (25 -> 32 for the paper's four stages, 25 -> 26 for two) and the output
@@ -32,7 +32,7 @@ import math
 import keras
 from keras import ops
 
-from gsgm.images_config import UNetConfig
+from gsgm.config import UNetConfig
 from gsgm.models.embedding import GaussianFourierFeatures
 
 __all__ = ["SinusoidalEmbedding", "build_unet", "padded_size"]

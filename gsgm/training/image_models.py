@@ -19,6 +19,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from gsgm.config import ConsistencyConfig
 from gsgm.diffusion import (
     ConsistencyDenoiser,
     KarrasSchedule,
@@ -31,7 +32,6 @@ from gsgm.diffusion import (
 from gsgm.diffusion.consistency import consistency_loss, ct_num_points, ct_target_decay
 from gsgm.diffusion.denoisers import score_of
 from gsgm.diffusion.schedules import scales_like
-from gsgm.images_config import ConsistencyConfig
 from gsgm.training.base_model import DiffusionTrainingModel
 
 __all__ = ["CompiledDenoiser", "ConsistencyImageModel", "ScoreImageModel", "unet_callable"]

@@ -96,7 +96,7 @@ def multiplicity_mask(jets: np.ndarray, slots: int = 10) -> np.ndarray:
 
 
 def tiny_image_config():
-    from gsgm.images_config import load_images_config
+    from gsgm.config import load_images_config
 
     cfg = load_images_config(REPO / "configs" / "images_quick.json")
     for section in (cfg.score, cfg.consistency):

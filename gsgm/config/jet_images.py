@@ -1,10 +1,9 @@
-"""Jet-image diffusion configuration (score-based VE SDE and consistency models): JSON validated on load.
+"""Jet-image diffusion configuration (family ``"jet_images"``: VE-SDE score and consistency models).
 
-Same rules and machinery as :mod:`gsgm.config`: every key is required, no other key is allowed, and an
-error (:class:`gsgm.config.ConfigError`) names the file and the dotted key. A file looks like::
+Same rules as every gsgm config (:mod:`gsgm.config.base`); a file looks like::
 
     {
-      "name": "...", "description": "...",
+      "family": "jet_images", "name": "...", "description": "...",
       "data":  {"num_particles": 30, "classes": ["g", "q", "t", "w", "z"], "num_pixels": 25, "max_r": 0.4},
       "noise": {"sigma_min": null, "sigma_max": null, "sigma_data": null},
       "score": {"unet": {...}, "parameterization": "noise", "ema_decay": 0.9999, "sampler": "pc",
@@ -28,31 +27,48 @@ run's config.json.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
+import typing
+from typing import Annotated, Any, Literal, cast
 
-from gsgm.config import (
-    OPTIMIZERS,
+from pydantic import Field
+
+from gsgm.config.base import (
     ConfigError,
-    _build,
-    _Invalid,
-    _positive,
-    _unit_interval,
-    check_particles_and_classes,
+    Fraction,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveFloatOrNull,
+    PositiveInt,
+    Section,
+    invalid,
     read_config_json,
+    rule,
+    section_to_dict,
+    validate_section,
 )
-from gsgm.data.jetnet_format import JET_CLASSES
-from gsgm.utils.atomic import write_json_atomic
+from gsgm.config.jetnet import JET_CLASSES, check_particles_and_classes
+from gsgm.config.registry import config_from_any_dict, register_config_family, save_any_config
+from gsgm.config.training import (
+    BatchSize,
+    EarlyStoppingPatience,
+    EmaDecay,
+    Epochs,
+    GradClipNorm,
+    LearningRate,
+    Optimizer,
+    Seed,
+    ValidFraction,
+)
 
 __all__ = [
+    "FAMILY",
+    "MODELS",
     "ConsistencyConfig",
     "ImageDataConfig",
-    "ImagesConfig",
+    "ImageSamplingConfig",
     "ImageTrainingConfig",
+    "ImagesConfig",
     "NoiseConfig",
     "ScoreConfig",
     "UNetConfig",
@@ -64,17 +80,22 @@ __all__ = [
     "validate_images_config",
 ]
 
+FAMILY = "jet_images"
 MODELS = ("score", "consistency")
-ACTIVATIONS = ("swish", "gelu")
-TIME_EMBEDDINGS = ("fourier", "sinusoidal")
-SAMPLERS = ("pc", "ode")
-PARAMETERIZATIONS = ("noise", "denoiser")
-DISTANCES = ("l2", "l1")
-SOLVERS = ("euler", "heun")
+Activation = Literal["swish", "gelu"]
+TimeEmbedding = Literal["fourier", "sinusoidal"]
+Sampler = Literal["pc", "ode"]
+Parameterization = Literal["noise", "denoiser"]
+Distance = Literal["l2", "l1"]
+Solver = Literal["euler", "heun"]
+ACTIVATIONS, TIME_EMBEDDINGS, SAMPLERS = (typing.get_args(t) for t in (Activation, TimeEmbedding, Sampler))
+PARAMETERIZATIONS, DISTANCES, SOLVERS = (typing.get_args(t) for t in (Parameterization, Distance, Solver))
+NonNegativeFloatOrNull = Annotated[float | None, rule(lambda v: v is None or v >= 0, "must be >= 0 or null")]
+# A Karras discretisation needs at least the two end points.
+Discretization = Annotated[int, rule(lambda v: v >= 2, "must be >= 2")]
 
 
-@dataclass
-class ImageDataConfig:
+class ImageDataConfig(Section):
     """Which jets and which image geometry.
 
     num_particles: JetNet variant the images are made from (30 or 150 particle slots).
@@ -84,17 +105,15 @@ class ImageDataConfig:
     """
 
     num_particles: int = 30
-    classes: list[str] = field(default_factory=lambda: list(JET_CLASSES))
-    num_pixels: int = 25
-    max_r: float = 0.4
+    classes: list[str] = Field(default_factory=lambda: list(JET_CLASSES))
+    num_pixels: PositiveInt = 25
+    max_r: PositiveFloat = 0.4
 
     def check(self) -> None:
         check_particles_and_classes(self)
-        _positive(self, "num_pixels", "max_r")
 
 
-@dataclass
-class NoiseConfig:
+class NoiseConfig(Section):
     """Noise range shared by both models (the consistency model's [eps, T] is [sigma_min, sigma_max]).
 
     sigma_min: smallest noise level (pt_rel units); null: the 5 % quantile of the non-zero training
@@ -106,21 +125,16 @@ class NoiseConfig:
         null: the standard deviation of all training pixels (0.024 on the shipped sample).
     """
 
-    sigma_min: float | None = None
-    sigma_max: float | None = None
-    sigma_data: float | None = None
+    sigma_min: PositiveFloatOrNull = None
+    sigma_max: PositiveFloatOrNull = None
+    sigma_data: PositiveFloatOrNull = None
 
     def check(self) -> None:
-        for name in ("sigma_min", "sigma_max", "sigma_data"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise _Invalid(name, f"must be > 0 or null, got {value!r}")
         if self.sigma_min is not None and self.sigma_max is not None and self.sigma_min >= self.sigma_max:
-            raise _Invalid("sigma_max", f"must be > sigma_min={self.sigma_min}, got {self.sigma_max}")
+            raise invalid("sigma_max", f"must be > sigma_min={self.sigma_min}, got {self.sigma_max}")
 
 
-@dataclass
-class UNetConfig:
+class UNetConfig(Section):
     """Class- and noise-level-conditional U-Net (paper Table I).
 
     base_channels: channels of the first stage (paper: 128).
@@ -138,43 +152,33 @@ class UNetConfig:
         periods up to 10,000 (consistency models / EDM: 250, i.e. 1000 * log(sigma) / 4).
     """
 
-    base_channels: int = 128
-    channel_multipliers: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
-    num_res_blocks: int = 2
-    norm_groups: int = 32
-    dropout: float = 0.1
-    activation: str = "swish"
-    time_embedding: str = "fourier"
-    time_features: int = 128
-    time_embedding_scale: float = 16.0
+    base_channels: PositiveInt = 128
+    channel_multipliers: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 2, 2])
+    num_res_blocks: PositiveInt = 2
+    norm_groups: PositiveInt = 32
+    dropout: Fraction = 0.1
+    activation: Activation = "swish"
+    time_embedding: TimeEmbedding = "fourier"
+    time_features: PositiveInt = 128
+    time_embedding_scale: PositiveFloat = 16.0
 
     def check(self) -> None:
-        _positive(self, "base_channels", "num_res_blocks", "norm_groups", "time_features")
-        _positive(self, "time_embedding_scale")
-        if not self.channel_multipliers or any(m <= 0 for m in self.channel_multipliers):
-            raise _Invalid(
-                "channel_multipliers", f"must be positive integers, got {self.channel_multipliers}"
-            )
+        if not self.channel_multipliers:
+            raise invalid("channel_multipliers", "must list at least one stage")
         for m in self.channel_multipliers:
             if (self.base_channels * m) % self.norm_groups:
-                raise _Invalid(
+                raise invalid(
                     "norm_groups",
                     f"must divide every stage's channels (base_channels * multiplier), "
                     f"{self.base_channels * m} is not divisible by {self.norm_groups}",
                 )
         if self.base_channels % self.norm_groups:
-            raise _Invalid("norm_groups", f"must divide base_channels={self.base_channels}")
-        _unit_interval(self, "dropout")
-        if self.activation not in ACTIVATIONS:
-            raise _Invalid("activation", f"must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if self.time_embedding not in TIME_EMBEDDINGS:
-            raise _Invalid("time_embedding", f"must be one of {TIME_EMBEDDINGS}, got {self.time_embedding!r}")
+            raise invalid("norm_groups", f"must divide base_channels={self.base_channels}")
         if self.time_features % 2:
-            raise _Invalid("time_features", f"must be even (sin and cos halves), got {self.time_features}")
+            raise invalid("time_features", f"must be even (sin and cos halves), got {self.time_features}")
 
 
-@dataclass
-class ScoreConfig:
+class ScoreConfig(Section):
     """Score-based model with the VE SDE (paper Alg. 1).
 
     unet: the score network.
@@ -190,28 +194,15 @@ class ScoreConfig:
     """
 
     unet: UNetConfig
-    parameterization: str = "noise"
-    ema_decay: float = 0.9999
-    sampler: str = "pc"
-    num_steps: int = 15
-    snr: float = 0.16
-    corrector_steps: int = 1
-
-    def check(self) -> None:
-        if self.parameterization not in PARAMETERIZATIONS:
-            raise _Invalid(
-                "parameterization", f"must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}"
-            )
-        _unit_interval(self, "ema_decay")
-        if self.sampler not in SAMPLERS:
-            raise _Invalid("sampler", f"must be one of {SAMPLERS}, got {self.sampler!r}")
-        _positive(self, "num_steps", "snr")
-        if self.corrector_steps < 0:
-            raise _Invalid("corrector_steps", f"must be >= 0, got {self.corrector_steps}")
+    parameterization: Parameterization = "noise"
+    ema_decay: EmaDecay = 0.9999
+    sampler: Sampler = "pc"
+    num_steps: PositiveInt = 15
+    snr: PositiveFloat = 0.16
+    corrector_steps: NonNegativeInt = 1
 
 
-@dataclass
-class ConsistencyConfig:
+class ConsistencyConfig(Section):
     """Consistency model (paper Alg. 2 and 3; Song et al. 2023).
 
     unet: the network F of f(x, sigma) = c_skip x + c_out F(c_in x, sigma).
@@ -229,40 +220,27 @@ class ConsistencyConfig:
     """
 
     unet: UNetConfig
-    ema_decay: float = 0.999
-    distance: str = "l2"
-    rho: float = 7.0
-    initial_discretization: int = 2
-    final_discretization: int = 150
-    initial_target_ema: float = 0.9
-    distill_discretization: int = 18
-    distill_target_ema: float = 0.95
-    distill_solver: str = "heun"
-    num_steps: int = 1
+    ema_decay: EmaDecay = 0.999
+    distance: Distance = "l2"
+    rho: PositiveFloat = 7.0
+    initial_discretization: Discretization = 2
+    final_discretization: Discretization = 150
+    initial_target_ema: Fraction = 0.9
+    distill_discretization: Discretization = 18
+    distill_target_ema: Fraction = 0.95
+    distill_solver: Solver = "heun"
+    num_steps: PositiveInt = 1
 
     def check(self) -> None:
-        _unit_interval(self, "ema_decay")
-        if self.distance not in DISTANCES:
-            raise _Invalid("distance", f"must be one of {DISTANCES}, got {self.distance!r}")
-        _positive(self, "rho", "num_steps")
-        if self.initial_discretization < 2:
-            raise _Invalid("initial_discretization", f"must be >= 2, got {self.initial_discretization}")
         if self.final_discretization < self.initial_discretization:
-            raise _Invalid(
+            raise invalid(
                 "final_discretization",
                 f"must be >= initial_discretization={self.initial_discretization}, "
                 f"got {self.final_discretization}",
             )
-        if self.distill_discretization < 2:
-            raise _Invalid("distill_discretization", f"must be >= 2, got {self.distill_discretization}")
-        _unit_interval(self, "initial_target_ema")
-        _unit_interval(self, "distill_target_ema")
-        if self.distill_solver not in SOLVERS:
-            raise _Invalid("distill_solver", f"must be one of {SOLVERS}, got {self.distill_solver!r}")
 
 
-@dataclass
-class ImageTrainingConfig:
+class ImageTrainingConfig(Section):
     """Optimisation (paper: Adam, constant learning rate 1e-4, batch 64, 250 epochs).
 
     batch_size, learning_rate (constant), optimizer ("adam", "adamax", "adamw"), epochs,
@@ -271,40 +249,24 @@ class ImageTrainingConfig:
     seed (weight initialisation, data order, training noise).
     """
 
-    batch_size: int = 64
-    learning_rate: float = 1e-4
-    optimizer: str = "adam"
-    epochs: int = 250
-    early_stopping_patience: int = 50
-    valid_fraction: float = 0.2
-    grad_clip_norm: float | None = None
-    seed: int = 1234
-
-    def check(self) -> None:
-        _positive(self, "batch_size", "learning_rate", "epochs", "early_stopping_patience")
-        if self.optimizer not in OPTIMIZERS:
-            raise _Invalid("optimizer", f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        _unit_interval(self, "valid_fraction", closed_low=False)
-        if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
-            raise _Invalid("grad_clip_norm", f"must be > 0 or null, got {self.grad_clip_norm!r}")
-        if self.seed < 0:
-            raise _Invalid("seed", f"must be >= 0, got {self.seed}")
+    batch_size: BatchSize = 64
+    learning_rate: LearningRate = 1e-4
+    optimizer: Optimizer = "adam"
+    epochs: Epochs = 250
+    early_stopping_patience: EarlyStoppingPatience = 50
+    valid_fraction: ValidFraction = 0.2
+    grad_clip_norm: GradClipNorm = None
+    seed: Seed = 1234
 
 
-@dataclass
-class ImageSamplingConfig:
+class ImageSamplingConfig(Section):
     """pixel_threshold: generated pixels at or below it are set to 0 (images are sparse; a generated
     image carries noise of order sigma_min in every pixel); null: sigma_min."""
 
-    pixel_threshold: float | None = None
-
-    def check(self) -> None:
-        if self.pixel_threshold is not None and self.pixel_threshold < 0:
-            raise _Invalid("pixel_threshold", f"must be >= 0 or null, got {self.pixel_threshold!r}")
+    pixel_threshold: NonNegativeFloatOrNull = None
 
 
-@dataclass
-class ImagesConfig:
+class ImagesConfig(Section):
     """A jet-image diffusion experiment; ``score`` and/or ``consistency`` hold the model settings."""
 
     name: str
@@ -318,7 +280,9 @@ class ImagesConfig:
 
     def check(self) -> None:
         if not self.name:
-            raise _Invalid("name", "must not be empty")
+            raise invalid("name", "must not be empty")
+        if self.score is None and self.consistency is None:
+            raise invalid("score", "score and consistency are both null; give at least one model section")
 
     @property
     def model(self) -> str:
@@ -337,30 +301,15 @@ class ImagesConfig:
                 source, model, f"is null; --model {model} needs a config with a {model} section"
             )
         other = "consistency" if model == "score" else "score"
-        return dataclasses.replace(copy.deepcopy(self), **{other: None})
+        return self.model_copy(deep=True, update={other: None})
 
 
-_SECTIONS = {"score": ScoreConfig, "consistency": ConsistencyConfig}
+register_config_family(FAMILY, ImagesConfig)
 
 
 def images_config_from_dict(data: dict[str, Any], source: str = "<dict>") -> ImagesConfig:
     """Validate a parsed config and return it; ``source`` names it in error messages."""
-    if not isinstance(data, dict):
-        raise ConfigError(source, "<top level>", f"expected a JSON object, got {json.dumps(data)}")
-    # The nullable model sections are built on their own: through the generic ``X | None`` path an
-    # error deep inside (say score.unet.dropout) would be reported as "score: expected ... or null".
-    sections = {
-        name: _build(cls, data[name], name, source)
-        for name, cls in _SECTIONS.items()
-        if data.get(name) is not None
-    }
-    cfg = _build(ImagesConfig, {k: (None if k in sections else v) for k, v in data.items()}, "", source)
-    cfg = dataclasses.replace(cfg, **sections)
-    if cfg.score is None and cfg.consistency is None:
-        raise ConfigError(
-            source, "score", "score and consistency are both null; give at least one model section"
-        )
-    return cfg
+    return cast(ImagesConfig, config_from_any_dict(data, source, family=FAMILY)[1])
 
 
 def load_images_config(path: str | os.PathLike) -> ImagesConfig:
@@ -370,18 +319,18 @@ def load_images_config(path: str | os.PathLike) -> ImagesConfig:
 
 
 def images_config_to_dict(cfg: ImagesConfig) -> dict[str, Any]:
-    """Plain JSON-serialisable dict of ``cfg``."""
-    return dataclasses.asdict(cfg)
+    """Plain JSON-serialisable dict of ``cfg``'s sections."""
+    return section_to_dict(cfg)
 
 
 def validate_images_config(cfg: ImagesConfig, source: str = "<config>") -> ImagesConfig:
     """Re-check a (possibly edited) config; returns a validated copy."""
-    return images_config_from_dict(images_config_to_dict(cfg), source)
+    return validate_section(ImagesConfig, cfg, source)
 
 
 def save_images_config(cfg: ImagesConfig, path: str | os.PathLike) -> None:
     """Validate ``cfg`` and write it atomically as JSON (an invalid config is never written)."""
-    write_json_atomic(path, images_config_to_dict(validate_images_config(cfg, str(path))))
+    save_any_config(cfg, path)
 
 
 def resolve_from_data(cfg: ImagesConfig, stats: dict[str, float]) -> ImagesConfig:
@@ -390,14 +339,11 @@ def resolve_from_data(cfg: ImagesConfig, stats: dict[str, float]) -> ImagesConfi
     ``stats`` comes from :func:`gsgm.data.images.image_statistics` on the training images; the rules
     are documented on :class:`NoiseConfig` and :class:`ImageSamplingConfig`. Explicit values are kept.
     """
-    noise = dataclasses.replace(
-        cfg.noise,
-        sigma_min=cfg.noise.sigma_min if cfg.noise.sigma_min is not None else stats["nonzero_q05"],
-        sigma_max=cfg.noise.sigma_max if cfg.noise.sigma_max is not None else stats["max_pairwise_distance"],
-        sigma_data=cfg.noise.sigma_data if cfg.noise.sigma_data is not None else stats["pixel_std"],
-    )
+    chosen = {"sigma_min": "nonzero_q05", "sigma_max": "max_pairwise_distance", "sigma_data": "pixel_std"}
+    given = section_to_dict(cfg.noise)
+    noise = {k: float(stats[s]) if given[k] is None else given[k] for k, s in chosen.items()}
     threshold = cfg.sampling.pixel_threshold
-    sampling = dataclasses.replace(
-        cfg.sampling, pixel_threshold=noise.sigma_min if threshold is None else threshold
-    )
-    return validate_images_config(dataclasses.replace(cfg, noise=noise, sampling=sampling))
+    data = section_to_dict(cfg)
+    data["noise"] = noise
+    data["sampling"] = {"pixel_threshold": noise["sigma_min"] if threshold is None else threshold}
+    return validate_section(ImagesConfig, data, "<config>")

@@ -1,0 +1,139 @@
+"""The schema of preprocessing.json (a :class:`gsgm.data.preprocessing.JetPreprocessor` on disk).
+
+The file is validated with the same strict rules as the configs (:mod:`gsgm.config.base`: no unknown
+key, no type coercion, finite numbers), plus its shape rules: one row of statistics per class of
+``JET_CLASSES`` (``null`` for a class absent from the fit data, in all four arrays at once), rows as
+wide as the features, standard deviations > 0. Errors are :class:`PreprocessingFileError` naming the
+file, the key and, for the arrays, the row and its class.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from gsgm.config.base import ConfigError, NonNegativeInt, PositiveInt, Section, invalid, validate_section
+from gsgm.data.jetnet_format import JET_CLASSES, JET_FEATURES
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "NORM_PARTICLE_FEATURES",
+    "PreprocessingFile",
+    "PreprocessingFileError",
+    "parse_preprocessing_file",
+]
+
+FORMAT_NAME = "gsgm.JetPreprocessor"
+FORMAT_VERSION = 1
+NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "log(1-pt_rel)")
+ARRAYS: tuple[str, ...] = ("jet_mean", "jet_std", "particle_mean", "particle_std")
+_NUM_CLASSES = len(JET_CLASSES)
+
+Rows = list[list[float] | None]
+
+
+class PreprocessingFileError(ValueError):
+    """A preprocessing JSON file (or dict) is unreadable or malformed; the message names file and key."""
+
+
+def _width(key: str) -> int:
+    return len(JET_FEATURES) if key.startswith("jet_") else len(NORM_PARTICLE_FEATURES)
+
+
+class PreprocessingFile(Section):
+    """preprocessing.json as written by ``JetPreprocessor.to_dict`` (feature names and counts optional)."""
+
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_features", "particle_features", "fit_counts")
+
+    format: Literal["gsgm.JetPreprocessor"]
+    version: Literal[1]
+    num_particles: PositiveInt
+    recenter: bool
+    classes: list[str]
+    jet_features: list[str] | None = None
+    particle_features: list[str] | None = None
+    jet_mean: Rows
+    jet_std: Rows
+    particle_mean: Rows
+    particle_std: Rows
+    fit_counts: list[NonNegativeInt] | None = None
+
+    def check(self) -> None:
+        if self.classes != list(JET_CLASSES):
+            raise invalid(
+                "classes",
+                f"must be {list(JET_CLASSES)} (class order of the statistics), got {self.classes!r}",
+            )
+        for key, names in (("jet_features", JET_FEATURES), ("particle_features", NORM_PARTICLE_FEATURES)):
+            value = getattr(self, key)
+            if value is not None and value != list(names):
+                raise invalid(key, f"must be {list(names)}, got {value!r}")
+        for key in ARRAYS:
+            rows, width = getattr(self, key), _width(key)
+            if len(rows) != _NUM_CLASSES:
+                raise invalid(
+                    key,
+                    f"must be a list of {_NUM_CLASSES} rows (one per class {JET_CLASSES}) or null, "
+                    f"got {len(rows)} rows",
+                )
+            for i, row in enumerate(rows):
+                if row is not None and len(row) != width:
+                    raise invalid(
+                        key, f"row {i} ({JET_CLASSES[i]}) must be {width} finite numbers or null, got {row!r}"
+                    )
+                if row is not None and key.endswith("_std") and min(row) <= 0:
+                    raise invalid(key, f"row {i} ({JET_CLASSES[i]}) must be positive, got {row!r}")
+        for i in range(_NUM_CLASSES):
+            present = [k for k in ARRAYS if getattr(self, k)[i] is not None]
+            if present and len(present) != len(ARRAYS):
+                absent = [k for k in ARRAYS if k not in present]
+                raise invalid(
+                    absent[0],
+                    f"row {i} ({JET_CLASSES[i]}) is null while {', '.join(present)} "
+                    "have statistics for that class",
+                )
+        if all(row is None for row in self.jet_mean):
+            raise invalid("jet_mean", "has no statistics for any class")
+        if self.fit_counts is not None and len(self.fit_counts) != _NUM_CLASSES:
+            raise invalid("fit_counts", f"must be a list of {_NUM_CLASSES} integers, got {self.fit_counts!r}")
+
+    def array(self, key: str) -> np.ndarray:
+        """Statistics ``key`` as a float64 [5, F] array, NaN rows for classes without statistics."""
+        out = np.full((_NUM_CLASSES, _width(key)), np.nan)
+        for i, row in enumerate(getattr(self, key)):
+            if row is not None:
+                out[i] = row
+        return out
+
+
+def _file_error(err: ConfigError, data: dict[str, Any], source: str) -> PreprocessingFileError:
+    """Re-word a ConfigError in this file's terms: "key 'jet_mean' row 0 (g), column 2: ..."."""
+    match = re.match(r"([^.\[]*)(.*)", err.key)
+    name, rest = (match.group(1), match.group(2)) if match else (err.key, "")
+    if name == "<top level>":
+        return PreprocessingFileError(f"preprocessing file {source}: {err.problem}")
+    problem = err.problem
+    if problem == "missing key":
+        problem = f"is missing (found keys: {', '.join(sorted(data)) or 'none'})"
+    elif problem.startswith("unknown key"):
+        problem = "is not a key of this format" + problem[len("unknown key") :]
+    index = [int(i) for i in re.findall(r"\[(\d+)\]", rest)]
+    if name in ARRAYS and index and index[0] < _NUM_CLASSES:
+        column = f", column {index[1]}" if len(index) > 1 else ""
+        problem = f"row {index[0]} ({JET_CLASSES[index[0]]}){column}: {problem}"
+    return PreprocessingFileError(f"preprocessing file {source}: key '{name}' {problem}")
+
+
+def parse_preprocessing_file(data: Any, source: str = "<dict>") -> PreprocessingFile:
+    """Validate the parsed JSON of a preprocessing file.
+
+    Raises:
+        PreprocessingFileError: naming ``source``, the key and (for the statistics) row and class.
+    """
+    try:
+        return validate_section(PreprocessingFile, data, source)
+    except ConfigError as err:
+        raise _file_error(err, data if isinstance(data, dict) else {}, source) from None
