@@ -89,7 +89,8 @@ def _add(subparsers, name: str, command: Command) -> None:
         name, help=command.help, description=command.description, formatter_class=_formatter
     )
     command.add_arguments(sub)
-    sub.set_defaults(run=command.run)
+    # not ``run``: a subcommand may have a --run option (the run directory)
+    sub.set_defaults(handler=command.run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``gsgm`` console script."""
     quiet_tensorflow()
     args = build_parser().parse_args(argv)
-    run_cli(lambda: args.run(args))
+    run_cli(lambda: args.handler(args))
 
 
 def run_script(name: str, kind: str | None = None, argv: Sequence[str] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gsgm.cli.train import add_distributed_arguments
+from gsgm.cli.train import add_distributed_arguments, add_testing_arguments
 
 NAME = "distill"
 HELP = "progressive distillation: halve the sampling steps stage by stage"
@@ -42,13 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="0 silent, 1 progress bar, 2 a line per epoch",
     )
     add_distributed_arguments(parser, "distillation")
+    add_testing_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from gsgm.training.distributed import init_distributed
 
     # Before anything creates tensors: Horovod start-up and GPU pinning by local rank.
-    dist = init_distributed(args.distributed)
+    dist = init_distributed(args.distributed, average_gradients=not args.debug_no_allreduce)
     from gsgm.families import family_of_run
     from gsgm.training.distill import distill_chain
     from gsgm.training.run_dir import RunDirectory
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log=lambda message: print(message, flush=True),
         distributed=dist,
+        debug_dump=args.debug_dump,
     )
     if not dist.is_chief:
         return 0

@@ -60,10 +60,9 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_jets(args: argparse.Namespace) -> int:
-    from gsgm.cli.jet_sample_args import gen_dirs_from_args
+    from gsgm.cli.jet_sample_args import load_comparison_from_args
     from gsgm.evaluation.metrics import METRIC_KEYS, EvaluationConfig
     from gsgm.evaluation.report import evaluate_comparison, format_markdown, write_report
-    from gsgm.evaluation.samples import load_comparison
 
     metrics = tuple(k.strip() for k in args.metrics.split(",") if k.strip()) if args.metrics else METRIC_KEYS
     config = EvaluationConfig(
@@ -74,15 +73,7 @@ def run_jets(args: argparse.Namespace) -> int:
         seed=args.seed,
         metrics=metrics,
     )
-    comparison = load_comparison(
-        args.truth,
-        gen_dirs_from_args(args),
-        classes=args.classes,
-        num_particles=args.particles,
-        jets_per_class=args.jets_per_class,
-        truth_split=args.truth_split,
-        seed=args.seed,
-    )
+    comparison = load_comparison_from_args(args)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     if log:
         for note in comparison.notes:

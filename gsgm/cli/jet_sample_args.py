@@ -65,3 +65,18 @@ def gen_dirs_from_args(args: argparse.Namespace) -> list[tuple[str, str]]:
     """[(label, directory)] from the parsed --gen/--label arguments."""
     entries: Sequence[Any] = args.gen or []
     return [(label if label is not None else directory, directory) for directory, label in entries]
+
+
+def load_comparison_from_args(args: argparse.Namespace):
+    """The truth and generated jets the parsed arguments name (:func:`gsgm.evaluation.load_comparison`)."""
+    from gsgm.evaluation.samples import load_comparison
+
+    return load_comparison(
+        args.truth,
+        gen_dirs_from_args(args),
+        classes=args.classes,
+        num_particles=args.particles,
+        jets_per_class=args.jets_per_class,
+        truth_split=args.truth_split,
+        seed=args.seed,
+    )

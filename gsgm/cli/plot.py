@@ -74,19 +74,10 @@ def run_jets(args: argparse.Namespace) -> int:
     _files_only()
     import numpy as np
 
-    from gsgm.cli.jet_sample_args import gen_dirs_from_args
-    from gsgm.evaluation.samples import load_comparison
+    from gsgm.cli.jet_sample_args import load_comparison_from_args
     from gsgm.plotting import plot_jet_images, plot_jet_kinematics, plot_particle_kinematics, save_figure
 
-    comparison = load_comparison(
-        args.truth,
-        gen_dirs_from_args(args),
-        classes=args.classes,
-        num_particles=args.particles,
-        jets_per_class=args.jets_per_class,
-        truth_split=args.truth_split,
-        seed=args.seed,
-    )
+    comparison = load_comparison_from_args(args)
     written = []
     for jet_class, samples in comparison.classes.items():
         # Plots have no floor: show all truth jets loaded (halves A and B) for smaller error bars.

@@ -103,6 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     images.add_argument("--teacher", help="trained score run to distil from (--mode distill)")
     add_distributed_arguments(parser)
+    add_testing_arguments(parser)
+
+
+def add_testing_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--debug-no-allreduce`` and ``--debug-dump`` (the Horovod tests' negative control and records)."""
     testing = parser.add_argument_group("testing aids (not for real runs)")
     testing.add_argument(
         "--debug-no-allreduce",

@@ -53,8 +53,8 @@ def sampler_for(family: str) -> Callable[..., Any]:
 def sample_run(run: str | os.PathLike, out: str | os.PathLike, per_class: int, **options: Any) -> Any:
     """Sample ``per_class`` samples of each class from run directory ``run`` into ``out``.
 
-    ``options`` given as None are left to the family's defaults; any other option the family's
-    sampler does not take is a ValueError naming it.
+    ``options`` given as None are left to the family's defaults; ``progress`` goes only to samplers
+    that draw a bar; any other option the family's sampler does not take is a ValueError naming it.
     """
     from gsgm.families import family_of_run
 
@@ -62,6 +62,9 @@ def sample_run(run: str | os.PathLike, out: str | os.PathLike, per_class: int, *
     sampler = sampler_for(family.name)
     options = {k: v for k, v in options.items() if v is not None}
     accepted = inspect.signature(sampler).parameters
+    if "progress" not in accepted:
+        # a display preference, not a sampling option: a sampler without a bar simply shows none
+        options.pop("progress", None)
     unknown = sorted(k for k in options if k not in accepted)
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)

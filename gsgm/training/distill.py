@@ -39,7 +39,7 @@ from typing import Any
 
 from gsgm.data.loading import resolve_data_dir
 from gsgm.training.distributed import Distributed
-from gsgm.training.driver import epoch_shuffle_seed
+from gsgm.training.driver import dump_final_weights, rank_datasets
 from gsgm.training.family import Family, PreparedData
 from gsgm.training.loop import fit_epochs
 from gsgm.training.optim import make_optimizer
@@ -258,6 +258,7 @@ def distill_stage(
     verbose: int = 2,
     training_data: TrainingData | None = None,
     distributed: Distributed | None = None,
+    debug_dump: str | os.PathLike | None = None,
 ) -> RunDirectory:
     """Train (or continue) the ``num_steps``-step student of ``teacher_run`` into its stage directory.
 
@@ -272,6 +273,8 @@ def distill_stage(
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         training_data: :func:`prepare_training_data` of the base run, to share it between stages.
         distributed: the process group (default single process); only rank 0 writes.
+        debug_dump: testing aid: every rank writes the sample indices it trains on and its final
+            weights into ``debug_dump/steps-NNN/rank<r>/`` (as :func:`gsgm.training.driver.train_run`).
 
     Returns:
         The stage's RunDirectory, finished (all epochs, or stopped early).
@@ -311,18 +314,15 @@ def distill_stage(
         jit_compile=False if dist.size > 1 else "auto",
     )
 
-    def dataset(arrays, shuffle: bool, seed: int):
-        return family.make_dataset(
-            arrays, batch_size=batch_size, shuffle=shuffle, seed=seed, rank=dist.rank, num_ranks=dist.size
-        )
-
+    debug_dir = None if debug_dump is None else Path(debug_dump) / stage.path.name
+    train_dataset, valid_dataset = rank_datasets(
+        family, prepared, batch_size, int(training.seed), dist, steps_per_epoch, debug_dir
+    )
     fit_epochs(
         stage,
         student,
-        lambda epoch: dataset(
-            prepared.train_arrays, True, epoch_shuffle_seed(training.seed, epoch, dist.rank)
-        ),
-        dataset(prepared.valid_arrays, False, 0),
+        train_dataset,
+        valid_dataset,
         epochs=training.epochs,
         patience=training.early_stopping_patience,
         # Always "resume": a stage without a checkpoint starts at epoch 0 with the teacher's weights.
@@ -331,6 +331,8 @@ def distill_stage(
         distributed=dist,
         steps_per_epoch=steps_per_epoch if dist.size > 1 else None,
     )
+    if debug_dir is not None:
+        dump_final_weights(debug_dir, student, dist)
     return stage
 
 
@@ -344,6 +346,7 @@ def distill_chain(
     verbose: int = 2,
     log: Callable[[str], None] | None = None,
     distributed: Distributed | None = None,
+    debug_dump: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Distil ``run`` from ``start_steps`` down to ``until`` steps, halving per stage; resumable.
 
@@ -358,6 +361,7 @@ def distill_chain(
         log: called with one line per stage (progress messages), e.g. ``print``; rank 0 only.
         distributed: the process group (default single process): every rank trains on its shard,
             rank 0 writes the chain file and the stages.
+        debug_dump: testing aid, see :func:`distill_stage`.
 
     Returns:
         The stage directories, from ``start_steps / 2`` to ``until`` steps.
@@ -420,6 +424,7 @@ def distill_chain(
                 verbose,
                 training_data=prepared,
                 distributed=dist,
+                debug_dump=debug_dump,
             )
         stages.append(stage)
         teacher = stage

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ from gsgm.training.optim import effective_learning_rate, make_optimizer
 from gsgm.training.run_dir import RunDirectory
 from gsgm.utils.provenance import now_iso, package_versions
 
-__all__ = ["epoch_shuffle_seed", "flatten_config", "train_run"]
+__all__ = [
+    "dump_epoch_indices",
+    "dump_final_weights",
+    "epoch_shuffle_seed",
+    "flatten_config",
+    "rank_datasets",
+    "train_run",
+]
 
 
 def epoch_shuffle_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -229,6 +236,49 @@ def train_run(
 
     debug_dir = Path(debug_dump) if debug_dump is not None else None
 
+    make_train_dataset, valid_dataset = rank_datasets(
+        family, prepared, batch_size, int(training.seed), dist, steps_per_epoch, debug_dir
+    )
+
+    model = family.build_training_model(cfg, prepared, options=options, steps_per_epoch=steps_per_epoch)
+    model.compile(
+        optimizer=make_optimizer(training, steps_per_epoch, num_replicas, family.learning_rate_schedule),
+        # Horovod's ops have no XLA kernels unless built and enabled for it: no XLA with several ranks.
+        jit_compile=False if dist.size > 1 else "auto",
+    )
+    fit_epochs(
+        run,
+        model,
+        make_train_dataset,
+        valid_dataset,
+        epochs=int(training.epochs),
+        patience=int(training.early_stopping_patience),
+        resume=resume,
+        verbose=verbose,
+        distributed=dist,
+        steps_per_epoch=steps_per_epoch if dist.size > 1 else None,
+    )
+    if debug_dir is not None:
+        dump_final_weights(debug_dir, model, dist)
+    return run
+
+
+def rank_datasets(
+    family: Family,
+    prepared,
+    batch_size: int,
+    seed: int,
+    dist: Distributed,
+    steps_per_epoch: int,
+    debug_dir: Path | None = None,
+) -> tuple[Callable[[int], tf.data.Dataset], tf.data.Dataset]:
+    """This rank's (epoch -> shuffled training batches, validation batches) of ``prepared``.
+
+    The training order of an epoch depends only on (seed, epoch, rank) (:func:`epoch_shuffle_seed`),
+    so a resumed run sees the batches of an uninterrupted one. With ``debug_dir`` every epoch first
+    records the sample indices this rank trains on (:func:`dump_epoch_indices`).
+    """
+
     def dataset(arrays, shuffle: bool, seed_value: int, index=None) -> tf.data.Dataset:
         return family.make_dataset(
             arrays,
@@ -241,36 +291,16 @@ def train_run(
         )
 
     def make_train_dataset(epoch: int) -> tf.data.Dataset:
-        epoch_seed = epoch_shuffle_seed(training.seed, epoch, dist.rank)
+        epoch_seed = epoch_shuffle_seed(seed, epoch, dist.rank)
         if debug_dir is not None:
             indexed = dataset(prepared.train_arrays, True, epoch_seed, prepared.train_index)
-            _dump_epoch_indices(debug_dir, indexed, epoch, steps_per_epoch, dist)
+            dump_epoch_indices(debug_dir, indexed, epoch, steps_per_epoch, dist)
         return dataset(prepared.train_arrays, True, epoch_seed)
 
-    model = family.build_training_model(cfg, prepared, options=options, steps_per_epoch=steps_per_epoch)
-    model.compile(
-        optimizer=make_optimizer(training, steps_per_epoch, num_replicas, family.learning_rate_schedule),
-        # Horovod's ops have no XLA kernels unless built and enabled for it: no XLA with several ranks.
-        jit_compile=False if dist.size > 1 else "auto",
-    )
-    fit_epochs(
-        run,
-        model,
-        make_train_dataset,
-        dataset(prepared.valid_arrays, False, 0),
-        epochs=int(training.epochs),
-        patience=int(training.early_stopping_patience),
-        resume=resume,
-        verbose=verbose,
-        distributed=dist,
-        steps_per_epoch=steps_per_epoch if dist.size > 1 else None,
-    )
-    if debug_dir is not None:
-        _dump_final_weights(debug_dir, model, dist)
-    return run
+    return make_train_dataset, dataset(prepared.valid_arrays, False, 0)
 
 
-def _dump_epoch_indices(
+def dump_epoch_indices(
     debug_dir: Path, dataset: tf.data.Dataset, epoch: int, steps: int, dist: Distributed
 ) -> None:
     """Testing aid: the sample indices this rank trains on in ``epoch``, in order.
@@ -285,7 +315,7 @@ def _dump_epoch_indices(
     np.save(target / f"epoch{epoch:04d}-jets.npy", np.concatenate(seen).astype(np.int64))
 
 
-def _dump_final_weights(debug_dir: Path, model: keras.Model, dist: Distributed) -> None:
+def dump_final_weights(debug_dir: Path, model: keras.Model, dist: Distributed) -> None:
     """Testing aid: every rank writes its final weights (raw, EMA, optimizer), to compare ranks."""
     target = debug_dir / f"rank{dist.rank}"
     target.mkdir(parents=True, exist_ok=True)

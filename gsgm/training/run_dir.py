@@ -65,7 +65,8 @@ class RunDirectory:
         """Raise RunDirectoryError unless this looks like a run directory."""
         if not self.path.is_dir():
             raise RunDirectoryError(f"run directory not found: {self.path}")
-        for needed in (self.config_path, self.preprocessing_path):
+        # preprocessing.json is a family's own file (FPCD, jet images); the loaders that need it say so.
+        for needed in (self.config_path,):
             if not needed.is_file():
                 raise RunDirectoryError(f"{self.path} is not a complete gsgm run: missing {needed.name}")
         return self
