@@ -57,6 +57,7 @@ demo: install
 	$(PY) scripts/evaluate.py --truth builtin --truth-split all --gen $(DEMO_RUN)/samples --label quick --jets-per-class 1000 --out $(DEMO_RUN)/evaluation
 	$(PY) plots/plot_jets.py --truth builtin --truth-split all --gen $(DEMO_RUN)/samples --label quick --jets-per-class 1000 --out $(DEMO_RUN)/plots
 	$(PY) plots/plot_training.py --run $(DEMO_RUN) --out $(DEMO_RUN)/plots
+	$(PY) plots/plot_timing.py --results $(DEMO_RUN)/samples/timing.json --out $(DEMO_RUN)/plots
 	@echo "metrics: $(DEMO_RUN)/evaluation/metrics.md   plots: $(DEMO_RUN)/plots/"
 
 test: install install-distributed

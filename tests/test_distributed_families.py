@@ -110,4 +110,4 @@ def test_keras_tuner_searches_a_jet_image_family(tmp_path):
     best = load_images_config(result.export_path)  # a complete, valid config train accepts
     assert best.model == "score" and best.score.unet.base_channels in (4, 8)
     assert best.training.learning_rate in (1e-3, 3e-3) and np.isfinite(result.val_loss)
-    assert result.num_trials == 2
+    assert 1 <= result.num_trials <= 2  # capped by max_trials (Hyperband may plan fewer)
