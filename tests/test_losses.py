@@ -9,6 +9,7 @@ from gsgm.diffusion import (
     VEGeometricSchedule,
     VPCosineSchedule,
     diffuse,
+    diffuse_with_v_target,
     eps_loss,
     masked_mse,
     v_from_x_eps,
@@ -42,6 +43,16 @@ def test_diffuse_matches_definition():
     np.testing.assert_allclose(z.numpy(), alpha[:, None, None] * x + sigma[:, None, None] * noise, atol=1e-6)
     np.testing.assert_allclose(v.numpy(), v_from_x_eps(x, noise, alpha, sigma).numpy(), atol=1e-6)
     np.testing.assert_allclose(x_from_v(z, v, alpha, sigma).numpy(), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_diffuse_with_v_target_is_diffuse_and_v_target_at_once(masked):
+    x, noise, t, mask = _data(seed=4)
+    mask = mask if masked else None
+    z, v = diffuse_with_v_target(x, t, noise, VP, mask=mask)
+    z_ref, v_ref = diffuse_vp(x, t, noise, mask=mask)
+    np.testing.assert_array_equal(z.numpy(), z_ref.numpy())
+    np.testing.assert_array_equal(v.numpy(), v_ref.numpy())
 
 
 def test_diffuse_endpoints():

@@ -26,7 +26,15 @@ from gsgm.diffusion.denoisers import (
     VDenoiser,
     predict,
 )
-from gsgm.diffusion.losses import diffuse, dsm_loss, eps_loss, masked_mse, v_loss, v_target
+from gsgm.diffusion.losses import (
+    diffuse,
+    diffuse_with_v_target,
+    dsm_loss,
+    eps_loss,
+    masked_mse,
+    v_loss,
+    v_target,
+)
 from gsgm.diffusion.parameterization import (
     eps_from_v,
     eps_from_x,
@@ -66,6 +74,7 @@ __all__ = [
     "ddim_sample",
     "ddim_step",
     "diffuse",
+    "diffuse_with_v_target",
     "dsm_loss",
     "eps_from_v",
     "eps_from_x",

@@ -44,6 +44,18 @@ def diffuse(x, t, noise, schedule: Schedule, mask=None) -> tf.Tensor:
     return alpha * x + sigma * noise
 
 
+def diffuse_with_v_target(x, t, noise, schedule: Schedule, mask=None) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(z_t, v)``: :func:`diffuse` and :func:`v_target` from one evaluation of the schedule and mask.
+
+    What a v-prediction training step needs: one evaluation of ``alpha, sigma`` and one masked noise,
+    instead of two of each when :func:`diffuse` and :func:`v_target` are called separately.
+    """
+    x = as_float_tensor(x)
+    noise = _masked_noise(noise, x, mask)
+    alpha, sigma = scales_like(schedule, t, x)
+    return alpha * x + sigma * noise, alpha * noise - sigma * x
+
+
 def v_target(x, noise, t, schedule: Schedule, mask=None) -> tf.Tensor:
     """Velocity ``v = alpha_t eps - sigma_t x`` of the latent :func:`diffuse` draws (masked noise)."""
     x = as_float_tensor(x)

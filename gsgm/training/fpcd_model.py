@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse, v_loss
+from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse_with_v_target, masked_mse
 from gsgm.diffusion.schedules import Schedule
 from gsgm.training.base_model import DiffusionTrainingModel
 
@@ -97,12 +97,14 @@ class FPCDModel(DiffusionTrainingModel):
         jet_noise = tf.random.stateless_normal(tf.shape(jets), seed=seeds[1], dtype=tf.float32)
         particle_noise = tf.random.stateless_normal(tf.shape(particles), seed=seeds[2], dtype=tf.float32)
         jet_net, particle_net = self.networks(training)
-        z_jets = diffuse(jets, t, jet_noise, self.schedule)
+        z_jets, v_jets = diffuse_with_v_target(jets, t, jet_noise, self.schedule)
         v_hat_jets = jet_net({"z": z_jets, "t": t, "class_onehot": onehot}, training=training)
-        z_particles = diffuse(particles, t, particle_noise, self.schedule, mask=mask)
+        z_particles, v_particles = diffuse_with_v_target(
+            particles, t, particle_noise, self.schedule, mask=mask
+        )
         v_hat_particles = particle_net(
             {"z": z_particles, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask}, training=training
         )
-        loss_jet = v_loss(v_hat_jets, jets, jet_noise, t, self.schedule)
-        loss_particle = v_loss(v_hat_particles, particles, particle_noise, t, self.schedule, mask)
+        loss_jet = masked_mse(v_jets, v_hat_jets)
+        loss_particle = masked_mse(v_particles, v_hat_particles, mask)
         return {"loss": loss_jet + loss_particle, "loss_jet": loss_jet, "loss_particle": loss_particle}
