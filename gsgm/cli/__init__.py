@@ -1,15 +1,6 @@
 """The ``gsgm`` command: one entry point with a subcommand per task, dispatching on the model family.
 
-    gsgm train     --config configs/quick.json --data builtin --out runs/quick
-    gsgm sample    --run runs/quick --per-class 1000 --out runs/quick/samples
-    gsgm distill   --run runs/quick --until 1
-    gsgm evaluate  jets --truth builtin --gen runs/quick/samples --label quick --out runs/quick/evaluation
-    gsgm evaluate  images --samples score=runs/img_score/samples.h5 --out runs/img_report
-    gsgm plot      jets --truth builtin --gen runs/quick/samples --label quick --out runs/quick/plots
-    gsgm plot      training --run runs/quick --out runs/quick/plots
-    gsgm tune      --config configs/quick.json --data builtin --tuner-dir runs/tune
-    gsgm make-data --classes t,w --jets-per-class 500 --seed 1 --out data/mine
-    gsgm inspect   builtin
+What a user types is in :data:`USAGE` (``gsgm --help``).
 
 Each subcommand is a module of this package with ``HELP``, ``DESCRIPTION`` (with examples),
 ``add_arguments(parser)`` and ``run(args) -> int``, or with ``SUBCOMMANDS`` (``evaluate`` and ``plot``

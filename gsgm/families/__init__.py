@@ -21,6 +21,7 @@ import json
 import os
 from pathlib import Path
 
+from gsgm.config import MODELS, load_any_config
 from gsgm.training.family import Family
 
 __all__ = [
@@ -73,7 +74,7 @@ def family_names() -> list[str]:
 
 
 def family_of_run(run_dir: str | os.PathLike) -> Family:
-    """The family of a run directory, from its metadata.json (older runs: from their config sections)."""
+    """The family of a run directory, from its metadata.json (older runs: from their config.json)."""
     run = Path(run_dir)
     metadata_path, config_path = run / "metadata.json", run / "config.json"
     if metadata_path.is_file():
@@ -82,51 +83,32 @@ def family_of_run(run_dir: str | os.PathLike) -> Family:
             return get_family(name)
     if not config_path.is_file():
         raise FileNotFoundError(f"run directory not found or incomplete (no config.json): {run}")
-    sections = json.loads(config_path.read_text())
-    if "jet_net" in sections:
-        return get_family("fpcd")
-    for model in ("score", "consistency"):
-        if sections.get(model) is not None:
-            return get_family(f"jet_image_{model}")
-    raise UnknownFamilyError(f"{config_path}: cannot tell the model family (no 'family' in metadata.json)")
+    return family_for_config(config_path)
 
 
 def family_for_config(path: str | os.PathLike, model: str | None = None) -> Family:
-    """The family a config file is for: its ``family`` key, else its sections.
+    """The family a config file is for: the config system's family (its ``family`` key, inferred for
+    older files by :func:`gsgm.config.load_any_config`), and for jet images the model section.
 
     Jet-image config files may hold both a score and a consistency section: ``model`` ("score" or
     "consistency") chooses; a file with one section needs none.
     """
-    path = Path(path)
-    try:
-        sections = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise FileNotFoundError(f"cannot read config {path}: {err}") from None
-    if not isinstance(sections, dict):
-        raise ValueError(f"{path}: a config is a JSON object")
-    declared = sections.get("family")
-    if declared == "fpcd" or (declared is None and "jet_net" in sections):
+    _register_builtin()  # plugins register their config families on import
+    config_family, cfg = load_any_config(path)
+    if config_family != "jet_images":
         if model is not None:
             raise ValueError(
-                f"{path} is an FPCD config: --model score|consistency applies to jet-image configs"
+                f"{path} is a {config_family} config: --model score|consistency applies to jet-image configs"
             )
-        return get_family("fpcd")
-    if declared == "jet_images" or (
-        declared is None and "unet" in json.dumps(sections.get("score") or sections.get("consistency") or {})
-    ):
-        present = [m for m in ("score", "consistency") if sections.get(m) is not None]
-        if model is None:
-            if len(present) != 1:
-                raise ValueError(
-                    f"{path} holds the jet-image models {present}: choose one with --model score|consistency"
-                )
-            model = present[0]
-        return get_family(f"jet_image_{model}")
-    if declared:
-        return get_family(declared)
-    raise UnknownFamilyError(
-        f"{path}: cannot tell the model family (no 'family' key); registered: {', '.join(family_names())}"
-    )
+        return get_family(config_family)
+    present = [m for m in MODELS if getattr(cfg, m) is not None]
+    if model is None:
+        if len(present) != 1:
+            raise ValueError(
+                f"{path} holds the jet-image models {present}: choose one with --model score|consistency"
+            )
+        model = present[0]
+    return get_family(f"jet_image_{model}")
 
 
 #: Environment variable listing extra family modules to import (comma-separated module names).
