@@ -52,7 +52,15 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
         help="COV/MMD batches of 100 jets (default 10)",
     )
     parser.add_argument("--metrics", help="comma-separated subset of the metric keys (default: all)")
-    parser.add_argument("--efp-jobs", type=int, help="processes for the EFPs (default: all CPUs)")
+    parser.add_argument(
+        "--feature-cache",
+        metavar="DIR",
+        help="keep the truth samples' EFPs here between evaluations "
+        "(default $GSGM_CACHE_DIR/efp or ~/.cache/gsgm/efp)",
+    )
+    parser.add_argument(
+        "--no-feature-cache", action="store_true", help="compute the truth samples' EFPs in memory only"
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (per class and metric stage) on stderr"
@@ -61,6 +69,7 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_jets(args: argparse.Namespace) -> int:
     from gsgm.cli.jet_sample_args import load_comparison_from_args
+    from gsgm.evaluation.efp_cache import default_cache_dir
     from gsgm.evaluation.metrics import METRIC_KEYS, EvaluationConfig
     from gsgm.evaluation.report import evaluate_comparison, format_markdown, write_report
 
@@ -69,7 +78,6 @@ def run_jets(args: argparse.Namespace) -> int:
         jets_per_class=args.jets_per_class,
         bootstrap=args.bootstrap,
         cov_mmd_batches=args.cov_mmd_batches,
-        efp_jobs=args.efp_jobs,
         seed=args.seed,
         metrics=metrics,
     )
@@ -78,7 +86,14 @@ def run_jets(args: argparse.Namespace) -> int:
     if log:
         for note in comparison.notes:
             log(f"note: {note}")
-    report = evaluate_comparison(comparison, config, log=log, progress=not (args.quiet or args.no_progress))
+    cache_dir = None if args.no_feature_cache else (args.feature_cache or default_cache_dir())
+    report = evaluate_comparison(
+        comparison,
+        config,
+        log=log,
+        progress=not (args.quiet or args.no_progress),
+        feature_cache_dir=cache_dir,
+    )
     json_path, md_path = write_report(report, args.out)
     if not args.quiet:
         print(format_markdown(report))
