@@ -53,7 +53,8 @@ def test_numerical_dalitz_law_matches_closed_forms():
     grid = np.linspace(0.01, 0.49, 7)
     np.testing.assert_allclose(law.marginal(grid, 0), 2 * (2 * grid) ** 2 * (3 - 4 * grid) * 2, rtol=1e-6)
     np.testing.assert_allclose(law.marginal(grid, 1), 12 * (2 * grid) ** 2 * (1 - 2 * grid) * 2, rtol=1e-6)
-    # Rosenblatt (eq. 16) in closed form: u1 = 2 x^3 - x^4, u2 = int_{1-x}^{u} v (1 - v) dv / (x^2 (3 - 2x) / 6)
+    # Rosenblatt (eq. 16) in closed form: u1 = 2 x^3 - x^4,
+    # u2 = int_{1-x}^{u} v (1 - v) dv / (x^2 (3 - 2x) / 6)
     x1, v = 2 * e[:2, 0], 2 * e[:2, 1]
     g = lambda w: w**2 / 2 - w**3 / 3  # noqa: E731
     u2 = (g(v) - g(1 - x1)) / (x1**2 * (3 - 2 * x1) / 6)
