@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsgm.config import ConfigError
+from gsgm.config import ConfigError, validate_section
 from gsgm.config.phase_space import (
     PhaseSpaceConfig,
     PhaseSpaceData,
@@ -32,19 +32,21 @@ from gsgm.training.run_dir import RunDirectory
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(tmp_path: Path, method: str = "qspace_diffusion", epochs: int = 2, **data) -> Path:
+def tiny_config(
+    tmp_path: Path, method: str = "qspace_diffusion", epochs: int = 2, loss: str = "noise", **data
+) -> Path:
     cfg = PhaseSpaceConfig(
         name=f"tiny-{method}",
         description="seconds on a CPU",
         data=PhaseSpaceData(num_events=1500, **data),
-        model=PhaseSpaceModel(method=method, width=32, depth=2, time_dim=8),
+        model=PhaseSpaceModel(method=method, width=32, depth=2, time_dim=8, loss=loss),
         diffusion=PhaseSpaceDiffusion(num_steps=40, step_min=0.02, step_max=0.1),
         training=PhaseSpaceTraining(
             batch_size=256, epochs=epochs, early_stopping_patience=epochs, ema_decay=0.9
         ),
         sampling=PhaseSpaceSampling(num_steps=6),
     )
-    path = tmp_path / f"{method}-{epochs}.json"
+    path = tmp_path / f"{method}-{epochs}-{loss}.json"
     PHASE_SPACE.save_config(cfg, path)
     return path
 
@@ -105,6 +107,19 @@ def test_a_trained_for_seconds_model_samples_valid_events(trained, tmp_path):
     np.testing.assert_array_equal(events, again)
     with pytest.raises(ValueError, match="Langevin schedule's 40 steps"):
         sample_run(trained, tmp_path / "x.hdf5", 5, steps=7)
+
+
+def test_implicit_score_matching_trains_and_samples(tmp_path):
+    run = train_run(
+        PHASE_SPACE, tiny_config(tmp_path, epochs=1, loss="implicit"), "builtin", tmp_path / "i", verbose=0
+    )
+    assert np.isfinite(RunDirectory(run.path).read_history()[0]["val_loss"])
+    events, _ = read_events(sample_run(run.path, tmp_path / "i.hdf5", 200, seed=1).path)
+    assert np.isfinite(events).all() and np.abs(events.sum(axis=1) - [1, 0, 0, 0]).max() < 1e-12
+    with pytest.raises(ConfigError, match="loss: 'implicit' applies to method qspace_diffusion"):
+        validate_section(
+            PhaseSpaceModel, {"method": "qspace_flow", "loss": "implicit"}, require_all_keys=False
+        )
 
 
 def test_p_space_samples_do_not_conserve_momentum(tmp_path):

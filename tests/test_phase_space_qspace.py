@@ -119,3 +119,16 @@ def test_flow_matching_pieces():
     np.testing.assert_allclose(np.cov(draw, rowvar=False), [[2.0, 0.6], [0.6, 0.5]], atol=0.06)
     back = GaussianPrior.from_dict(prior.to_dict())
     np.testing.assert_array_equal(back.cholesky, prior.cholesky)
+
+
+def test_implicit_score_matching_is_smallest_at_the_true_score():
+    from gsgm.diffusion.score_matching import implicit_score_matching_terms
+
+    x = tf.constant(np.random.default_rng(4).normal(size=(20_000, 3, 3)) * 2.0, tf.float32)
+    # data N(0, sigma^2 I), D = 9, sigma^2 = 4; for s = -x / (sigma^2 a) the objective is
+    # (D / sigma^2)(1 / (2 a^2) - 1 / a): -9/8 at the true score (a = 1), 0 at a = 1/2, -0.84 at a = 2
+    true = tf.reduce_mean(implicit_score_matching_terms(lambda q: -q / 4.0, x)).numpy()
+    assert true == pytest.approx(-9 / 8, rel=0.03)
+    for scale in (0.5, 2.0):
+        worse = tf.reduce_mean(implicit_score_matching_terms(lambda q, a=scale: -q / (4.0 * a), x)).numpy()
+        assert worse > true + 0.1

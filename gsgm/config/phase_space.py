@@ -69,15 +69,19 @@ class PhaseSpaceData(Section):
 class PhaseSpaceModel(Section):
     """method (see the module docstring); MLP ``width``, ``depth``, ``time_dim`` (appendix A: 256, 4, 64);
     ``time_weighting`` of the q-space diffusion loss: uniform, or step_size (weight gamma_t / mean gamma,
-    towards late times)."""
+    towards late times); ``loss`` of q-space diffusion: noise (appendix A.2, eq. 28) or implicit
+    (implicit score matching, eq. 5)."""
 
     method: Method = "qspace_diffusion"
     width: PositiveInt = 256
     depth: PositiveInt = 4
     time_dim: PositiveInt = 64
     time_weighting: Literal["uniform", "step_size"] = "step_size"
+    loss: Literal["noise", "implicit"] = "noise"
 
     def check(self) -> None:
+        if self.loss == "implicit" and self.method != "qspace_diffusion":
+            raise invalid("loss", f"'implicit' applies to method qspace_diffusion, not {self.method!r}")
         if self.time_dim % 2:
             raise invalid("time_dim", f"must be even, got {self.time_dim}")
 

@@ -167,6 +167,7 @@ class PhaseSpaceFamily(Family):
             langevin=langevin_schedule(cfg),
             prior=None if prior is None else GaussianPrior.from_dict(prior),
             time_weighting=m.time_weighting,
+            loss=m.loss,
             ema_decay=cfg.training.ema_decay,
             seed=cfg.training.seed,
         )

@@ -2,10 +2,13 @@
 
 Every method works on x [B, N, 3] (q-space vectors, or 3-momenta divided by ``scale``):
 
-* ``qspace_diffusion``: the scalable noise-prediction loss of the q-space Langevin process
+* ``qspace_diffusion``: with ``loss: noise`` the scalable noise-prediction loss of the q-space
+  Langevin process
   (:mod:`gsgm.diffusion.qspace`; appendix A.2 eqs. 25-28), step t uniform in [0, T-1], weighted by
   gamma_t / mean(gamma) for ``time_weighting: step_size`` (late times, where the reverse process
-  takes its largest steps, count more); sampled by the reverse process eq. 11 from RAMBO's q-law.
+  takes its largest steps, count more); with ``loss: implicit`` implicit score matching (eq. 5, the
+  paper's 3-particle loss) at q_t, the network being the score itself; sampled by the reverse process
+  eq. 11 from RAMBO's q-law.
 * ``qspace_flow`` / ``pspace_flow``: flow matching (eqs. 12-13) from the fitted Gaussian ``prior``.
 * ``pspace_diffusion``: v-prediction on the VP cosine schedule, DDIM sampling (the FPCD recipe on
   3-momenta, standing in for the paper's DDPM baseline).
@@ -22,6 +25,7 @@ from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse, v_loss
 from gsgm.diffusion.ddim import ddim_sample
 from gsgm.diffusion.flow_matching import GaussianPrior, flow_matching_loss, interpolate, sample_flow
 from gsgm.diffusion.qspace import LangevinSchedule, forward_step, forward_to, reverse_sample, sample_rambo_q
+from gsgm.diffusion.score_matching import implicit_score_matching_terms
 from gsgm.training.base_model import DiffusionTrainingModel
 
 __all__ = ["PhaseSpaceTrainingModel"]
@@ -40,6 +44,7 @@ class PhaseSpaceTrainingModel(DiffusionTrainingModel):
         langevin: LangevinSchedule,
         prior: GaussianPrior | None,
         time_weighting: str,
+        loss: str = "noise",
         ema_decay: float,
         seed: int,
         **kwargs,
@@ -47,7 +52,10 @@ class PhaseSpaceTrainingModel(DiffusionTrainingModel):
         super().__init__(ema_decay=ema_decay, seed=seed, metric_names=("loss",), num_seeds=3, **kwargs)
         if method in ("qspace_flow", "pspace_flow") and prior is None:
             raise ValueError(f"method {method!r} needs a fitted Gaussian prior")
+        if loss not in ("noise", "implicit"):
+            raise ValueError(f"loss must be 'noise' or 'implicit', got {loss!r}")
         self.method = method
+        self.loss = loss
         self.langevin = langevin
         self.prior = prior
         self.vp = VPCosineSchedule()
@@ -65,6 +73,16 @@ class PhaseSpaceTrainingModel(DiffusionTrainingModel):
     def compute_losses(self, batch, seeds, *, training: bool, step) -> dict[str, tf.Tensor]:
         x = batch["x"]
         shape = tf.shape(x)
+        if self.method == "qspace_diffusion" and self.loss == "implicit":
+            # eq. 5 at q_t, t in [1, T]: the network is the score of p_t at time t / T
+            steps = self.langevin.num_steps
+            index = tf.random.stateless_uniform(
+                shape[:1], seed=seeds[0], minval=1, maxval=steps + 1, dtype=tf.int32
+            )
+            q_t = forward_to(x, index, seeds[1], self.langevin)
+            time = tf.cast(index, tf.float32) / steps
+            terms = implicit_score_matching_terms(lambda q: self._call(q, time, training), q_t)
+            return {"loss": tf.reduce_mean(tf.gather(self._time_weights, index - 1) * terms)}
         if self.method == "qspace_diffusion":
             steps = self.langevin.num_steps
             index = tf.random.stateless_uniform(shape[:1], seed=seeds[0], maxval=steps, dtype=tf.int32)
@@ -93,6 +111,15 @@ class PhaseSpaceTrainingModel(DiffusionTrainingModel):
         shape = (n, num_particles, 3)
         if self.method == "qspace_diffusion":
             q_end = sample_rambo_q(shape[:2], tf.constant([seed, 11], tf.int64))
+            if self.loss == "implicit":  # a score network: eps = -sqrt(2 gamma_t) s (eq. 26)
+                gammas = tf.constant(self.langevin.step_sizes, tf.float32)
+                steps_total = self.langevin.num_steps
+
+                def eps_of_score(q, t):
+                    index = tf.cast(tf.round(t * steps_total), tf.int32) - 1
+                    return -tf.sqrt(2.0 * tf.gather(gammas, index))[:, None, None] * fn(q, t)
+
+                return reverse_sample(eps_of_score, q_end, self.langevin, seed).numpy()
             return reverse_sample(fn, q_end, self.langevin, seed).numpy()
         if self.method in ("qspace_flow", "pspace_flow"):
             x0 = self.prior.sample(shape, tf.constant([seed, 13], tf.int32))
