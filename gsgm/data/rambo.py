@@ -92,7 +92,9 @@ def rambo_map(q: np.ndarray, total_energy: float = 1.0) -> tuple[np.ndarray, np.
     """RAMBO's conformal map q -> p; returns (p [n, N, 4], b [n, 3], x [n]).
 
     q may be any massive or massless 4-vectors; for q from :func:`sample_q` the p are uniform on
-    massless phase space. sum_i p_i = (total_energy, 0, 0, 0) to float64 round-off.
+    massless phase space. sum_i p_i = (total_energy, 0, 0, 0) to float64 round-off times the boost
+    gamma = Q0 / M: below 1e-12 for N >= 3 (tested); for N = 2 nearly collinear q pairs (M -> 0) reach
+    ~1e-11.
     """
     q = np.asarray(q, dtype=np.float64)
     b, x = conformal_parameters(q, total_energy)
