@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         "process": args.process,
         "seed": args.seed,
         "y_min": args.y_min if args.process == "qqg" else 0.0,
-        "command": " ".join(["gsgm make-phase-space", shlex.join(sys.argv[1:])]),
+        # under `gsgm`, argv[1] is the subcommand itself
+        "command": " ".join(["gsgm" if sys.argv[1:2] == ["make-phase-space"] else "gsgm make-phase-space",
+                             shlex.join(sys.argv[1:])]),  # fmt: skip
         "date": time.strftime("%Y-%m-%d"),
     }
     path = write_events(args.out, events, attrs)
