@@ -34,6 +34,8 @@ USAGE = """The ``gsgm`` command: one entry point with a subcommand per task, dis
     gsgm tune      --config configs/quick.json --data builtin --tuner-dir runs/tune
     gsgm make-data --classes t,w --jets-per-class 500 --seed 1 --out data/mine
     gsgm inspect   builtin
+    gsgm make-phase-space --process muon_decay --events 20000 --seed 1 --out data/muon.hdf5
+    gsgm evaluate  phase-space --truth data/muon.hdf5 --gen runs/ps/samples.hdf5 --label q --out runs/ps/eval
 
 `gsgm COMMAND --help` explains each command, with examples; a user error (bad file, bad value) is one
 line `error: ...` on stderr and exit status 2.
@@ -48,6 +50,7 @@ COMMANDS = {
     "plot": "gsgm.cli.plot",
     "tune": "gsgm.cli.tune",
     "make-data": "gsgm.cli.make_data",
+    "make-phase-space": "gsgm.cli.phase_space",
     "inspect": "gsgm.cli.inspect",
     "train-classifier": "gsgm.cli.train_classifier",
 }

@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from gsgm.cli import Command
+from gsgm.cli.phase_space import EVALUATE as PHASE_SPACE_EVALUATE
 
-HELP = "jets | images: the papers' metrics of generated samples vs truth, with floors"
+HELP = "jets | images | phase-space: the papers' metrics of generated samples vs truth, with floors"
 
 JETS_DESCRIPTION = """Compare generated jets with truth: the FPCD paper's metrics per class, with the
 truth-vs-truth floor.
@@ -195,4 +196,5 @@ SUBCOMMANDS = {
     "images": Command(
         "metrics of generated jet images vs truth", IMAGES_DESCRIPTION, add_image_arguments, run_images
     ),
+    "phase-space": PHASE_SPACE_EVALUATE,
 }

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from gsgm.cli import Command
+from gsgm.cli.phase_space import PLOT as PHASE_SPACE_PLOT
 
-HELP = "jets | images | training | timing: the papers' figures"
+HELP = "jets | images | training | timing | phase-space: the papers' figures"
 
 JETS = """Truth vs generated jets, per class: kinematics with ratio panels and average jet images.
 
@@ -188,4 +189,5 @@ SUBCOMMANDS = {
     "timing": Command(
         "figures: generation time vs steps (FPCD Table V)", TIMING, add_timing_arguments, run_timing
     ),
+    "phase-space": PHASE_SPACE_PLOT,
 }

@@ -45,6 +45,7 @@ from gsgm.config.jet_images import (
 )
 from gsgm.config.jetnet import NUM_PARTICLES, check_particles_and_classes
 from gsgm.config.paths import DEFAULT_CONFIG, ENV_CONFIG, explicit_config, resolve_config_path
+from gsgm.config.phase_space import PhaseSpaceConfig
 from gsgm.config.registry import (
     config_class_for,
     config_families,
@@ -74,6 +75,7 @@ __all__ = [
     "JetNetConfig",
     "NoiseConfig",
     "ParticleNetConfig",
+    "PhaseSpaceConfig",
     "SamplingConfig",
     "ScoreConfig",
     "Section",

@@ -35,6 +35,9 @@ def _register_builtin() -> None:
     register_sampler("fpcd", sample_jets_to_directory)
     register_sampler("jet_image_score", sample_images_to_file)
     register_sampler("jet_image_consistency", sample_images_to_file)
+    from gsgm.generation.phase_space import sample_phase_space
+
+    register_sampler("phase_space", sample_phase_space)
 
 
 def sampler_for(family: str) -> Callable[..., Any]:
