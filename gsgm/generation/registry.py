@@ -35,6 +35,9 @@ def _register_builtin() -> None:
     register_sampler("fpcd", sample_jets_to_directory)
     register_sampler("jet_image_score", sample_images_to_file)
     register_sampler("jet_image_consistency", sample_images_to_file)
+    from gsgm.generation.calo import sample_showers_to_file
+
+    register_sampler("calo", sample_showers_to_file)
 
 
 def sampler_for(family: str) -> Callable[..., Any]:
