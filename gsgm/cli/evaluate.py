@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_calo as _calo
 
-HELP = "jets | images: the papers' metrics of generated samples vs truth, with floors"
+HELP = "jets | images | calo: the papers' metrics of generated samples vs truth, with floors"
 
 JETS_DESCRIPTION = """Compare generated jets with truth: the FPCD paper's metrics per class, with the
 truth-vs-truth floor.
@@ -180,4 +181,5 @@ SUBCOMMANDS = {
     "images": Command(
         "metrics of generated jet images vs truth", IMAGES_DESCRIPTION, add_image_arguments, run_images
     ),
+    "calo": _calo.SUBCOMMANDS["evaluate"],
 }

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_calo as _calo
 
-HELP = "jets | images | training | timing: the papers' figures"
+HELP = "jets | images | training | timing | calo: the papers' figures"
 
 JETS = """Truth vs generated jets, per class: kinematics with ratio panels and average jet images.
 
@@ -188,4 +189,5 @@ SUBCOMMANDS = {
     "timing": Command(
         "figures: generation time vs steps (FPCD Table V)", TIMING, add_timing_arguments, run_timing
     ),
+    "calo": _calo.SUBCOMMANDS["plot"],
 }
