@@ -216,12 +216,20 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
     to 100 (ddpm), the config's sampling.num_steps (edm, 25) or 1 (cm).
     """
     from gsgm.training.distill import resolve_run_for_steps
+    from gsgm.training.run_dir import RunDirectory
 
     if sampler not in SAMPLERS:
         raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if per_class < 1:
         raise ValueError(f"--per-class (showers) must be >= 1, got {per_class}")
-    chosen = resolve_run_for_steps(run, 1) if sampler == "cm" else Path(run)
+    chosen = Path(run)
+    if sampler == "cm":
+        chosen = resolve_run_for_steps(run, 1)
+        if not RunDirectory(chosen).read_metadata().get("distillation"):
+            raise ValueError(
+                f"{run} has no consistency-distilled stage (no distilled model for 1 steps): "
+                f"run gsgm distill --run {run} first"
+            )
     model, cfg = CALO.load_run(chosen)
     if steps is None:
         steps = {"ddpm": cfg.sampling.ddpm_steps, "edm": cfg.sampling.num_steps, "cm": 1}[sampler]
