@@ -59,7 +59,7 @@ def test_a_ve_denoiser_under_a_vp_schedule_is_the_vp_posterior_mean():
     for step in (50.0, 500.0, 900.0):
         t = tf.fill([3], step)
         alpha, sigma = (float(v[0]) for v in vp.alpha_sigma(t))
-        # x ~ N(mu, S^2), z = alpha x + sigma n: E[x | z] = mu + alpha S^2 (z - alpha mu) / (alpha^2 S^2 + sigma^2)
+        # the Gaussian posterior mean of x ~ N(mu, S^2) given z = alpha x + sigma n
         mu = tf.reshape(cond, [3, 1, 1])
         exact = mu + alpha * S**2 * (z - alpha * mu) / (alpha**2 * S**2 + sigma**2)
         np.testing.assert_allclose(adapter(z, t, cond=cond), exact, rtol=1e-4, atol=1e-5)
