@@ -138,3 +138,25 @@ def test_consistency_distillation_matches_the_25_step_teacher_in_one_step():
     baseline = float(tf.reduce_mean(tf.abs(one_denoise - teacher)))  # ~ S E|n| = 0.4: the teacher in one step
     assert baseline > 0.3
     assert error < 0.25 * baseline, (error, baseline)
+
+
+def test_preprocessing_inverts_and_the_flow_counts_add_up():
+    from gsgm.data.calo_generation import generate_showers
+    from gsgm.data.calo_preprocessing import CaloPreprocessor, flow_features, largest_remainder, layer_sums
+
+    sample = generate_showers(12, seed=2, chunk_size=12, workers=1, progress=False)
+    pre = CaloPreprocessor.fit(sample)
+    back = pre.inverse_points(pre.transform_points(sample))
+    mask = sample.mask > 0
+    np.testing.assert_allclose(back[mask][:, :2], sample.points[mask][:, :2], atol=1e-3)
+    np.testing.assert_allclose(back[mask][:, 2], sample.points[mask][:, 2] + 0.5, atol=1e-4)
+    np.testing.assert_allclose(back[mask][:, 3], sample.points[mask][:, 3], rtol=1e-4)
+    # The shower-flow features of a real sample decode to its own hit counts and layer energies.
+    n, hits, energy = pre.inverse_flow(pre.transform_flow(sample), sample.energies)
+    true_hits, true_energy = layer_sums(sample)
+    np.testing.assert_array_equal(n, sample.num_points)
+    np.testing.assert_array_equal(hits, true_hits)
+    np.testing.assert_allclose(energy, true_energy, rtol=1e-3, atol=1e-3)
+    assert flow_features(sample).shape == (12, 62)
+    counts = largest_remainder(np.array([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]]), np.array([7, 10]))
+    assert counts.sum(axis=1).tolist() == [7, 10] and counts[0].tolist() == [3, 2, 2]  # remainders .5, .75, .75
