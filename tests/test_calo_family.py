@@ -159,4 +159,8 @@ def test_preprocessing_inverts_and_the_flow_counts_add_up():
     np.testing.assert_allclose(energy, true_energy, rtol=1e-3, atol=1e-3)
     assert flow_features(sample).shape == (12, 62)
     counts = largest_remainder(np.array([[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]]), np.array([7, 10]))
-    assert counts.sum(axis=1).tolist() == [7, 10] and counts[0].tolist() == [3, 2, 2]  # remainders .5, .75, .75
+    assert counts.sum(axis=1).tolist() == [7, 10] and counts[0].tolist() == [
+        3,
+        2,
+        2,
+    ]  # remainders .5, .75, .75
