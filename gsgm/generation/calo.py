@@ -87,13 +87,23 @@ class CaloSamples:
         )
 
 
+_COMPILED: dict[int, tuple[object, object]] = {}
+
+
 def compiled(denoiser):
-    """``denoiser`` as one traced TensorFlow function (eager Keras calls dominate CPU sampling time);
-    ``reduce_retracing`` keeps one trace for the varying batch and point counts."""
+    """``denoiser`` as one traced TensorFlow function (eager Keras calls dominate CPU sampling time),
+    made once per denoiser object; ``reduce_retracing`` keeps few traces for varying batch and point
+    counts."""
+    known = _COMPILED.get(id(denoiser))
+    if known is not None and known[0] is denoiser:
+        return known[1]
     function = tf.function(lambda z, sigma, cond: denoiser(z, sigma, **cond), reduce_retracing=True)
-    return lambda z, sigma, **cond: function(
-        z, tf.cast(sigma, z.dtype) * tf.ones(tf.shape(z)[:1], z.dtype), cond
-    )
+
+    def call(z, sigma, **cond):
+        return function(z, tf.cast(sigma, z.dtype) * tf.ones(tf.shape(z)[:1], z.dtype), cond)
+
+    _COMPILED[id(denoiser)] = (denoiser, call)
+    return call
 
 
 def _karras(model) -> KarrasSchedule:
