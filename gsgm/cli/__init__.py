@@ -33,6 +33,7 @@ USAGE = """The ``gsgm`` command: one entry point with a subcommand per task, dis
     gsgm plot      training --run runs/quick --out runs/quick/plots
     gsgm tune      --config configs/quick.json --data builtin --tuner-dir runs/tune
     gsgm make-data --classes t,w --jets-per-class 500 --seed 1 --out data/mine
+    gsgm make-showers --showers 500 --seed 1 --out data/showers.h5
     gsgm inspect   builtin
     gsgm make-phase-space --process muon_decay --events 20000 --seed 1 --out data/muon.hdf5
     gsgm evaluate  phase-space --truth data/muon.hdf5 --gen runs/ps/samples.hdf5 --label q --out runs/ps/eval
@@ -51,6 +52,7 @@ COMMANDS = {
     "tune": "gsgm.cli.tune",
     "make-data": "gsgm.cli.make_data",
     "make-phase-space": "gsgm.cli.phase_space",
+    "make-showers": "gsgm.cli.make_showers",
     "inspect": "gsgm.cli.inspect",
     "train-classifier": "gsgm.cli.train_classifier",
 }

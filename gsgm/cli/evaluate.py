@@ -6,9 +6,10 @@ import argparse
 import sys
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_calo as _calo
 from gsgm.cli.phase_space import EVALUATE as PHASE_SPACE_EVALUATE
 
-HELP = "jets | images | phase-space: the papers' metrics of generated samples vs truth, with floors"
+HELP = "jets | images | phase-space | calo: the papers' metrics of generated samples vs truth, with floors"
 
 JETS_DESCRIPTION = """Compare generated jets with truth: the FPCD paper's metrics per class, with the
 truth-vs-truth floor.
@@ -197,4 +198,5 @@ SUBCOMMANDS = {
         "metrics of generated jet images vs truth", IMAGES_DESCRIPTION, add_image_arguments, run_images
     ),
     "phase-space": PHASE_SPACE_EVALUATE,
+    "calo": _calo.SUBCOMMANDS["evaluate"],
 }

@@ -62,10 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fpcd.add_argument(
         "--no-timing", dest="write_timing", action="store_false", default=None, help="no timing record"
     )
-    images = parser.add_argument_group("jet images")
+    images = parser.add_argument_group("jet images and calorimeter showers")
     images.add_argument(
-        "--sampler", choices=("pc", "ode"), help="score runs: PC (default) or probability-flow ODE"
+        "--sampler",
+        choices=("pc", "ode", "ddpm", "edm", "cm"),
+        help="image score runs: pc (default) or ode; calo runs: ddpm (100 steps), edm (25 Heun steps, "
+        "default) or cm (the consistency-distilled stage, 1 step)",
     )
+    calo = parser.add_argument_group("calorimeter showers (--per-class = number of showers)")
+    calo.add_argument("--energy", type=float, help="fixed incident energy [GeV] (default: uniform 10-90)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "timing_label": args.timing_label,
         "write_timing": args.write_timing,
         "sampler": args.sampler,
+        "energy": args.energy,
     }
     result = sample_run(args.run, args.out, args.per_class, **options)
     print(result.summary())

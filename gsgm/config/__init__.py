@@ -12,6 +12,7 @@ nothing from gsgm.data, gsgm.models, gsgm.diffusion or gsgm.training.
 """
 
 from gsgm.config.base import ConfigError, Section, read_config_json, validate_section
+from gsgm.config.calo import CALO_FAMILY, CaloConfig
 from gsgm.config.fpcd import (
     DataConfig,
     EmbeddingConfig,
@@ -58,6 +59,8 @@ from gsgm.config.registry import (
 from gsgm.config.training import OPTIMIZERS
 
 __all__ = [
+    "CALO_FAMILY",
+    "CaloConfig",
     "DEFAULT_CONFIG",
     "ENV_CONFIG",
     "MODELS",
