@@ -1,5 +1,6 @@
 """Horovod for every family, not only FPCD training: jet-image training and progressive distillation under
 `horovodrun -np 2` (identical weights on the ranks, disjoint data, a no-allreduce negative control),
+calorimeter-shower training,
 and KerasTuner on a jet-image family."""
 
 from __future__ import annotations
@@ -111,3 +112,21 @@ def test_keras_tuner_searches_a_jet_image_family(tmp_path):
     assert best.model == "score" and best.score.unet.base_channels in (4, 8)
     assert best.training.learning_rate in (1e-3, 3e-3) and np.isfinite(result.val_loss)
     assert 1 <= result.num_trials <= 2  # capped by max_trials (Hyperband may plan fewer)
+
+
+def test_horovodrun_trains_a_calo_model(tmp_path):
+    """The calorimeter family under Horovod: the generic driver, nothing family-specific to launch."""
+    from test_calo_end_to_end import tiny_config as tiny_calo_config
+
+    config = tiny_calo_config(tmp_path, epochs=2, showers=40)
+
+    def run(name: str, *extra: str) -> Path:
+        out, dump = tmp_path / name, tmp_path / f"{name}-dump"
+        launch(tmp_path, "scripts/train.py", "--config", str(config), "--data", "builtin", "--out", str(out),
+               "--verbose", "0", "--debug-dump", str(dump), *extra)  # fmt: skip
+        return dump
+
+    dump, lonely = run("averaged"), run("lonely", "--debug-no-allreduce")
+    metadata = json.loads((tmp_path / "averaged" / "metadata.json").read_text())
+    assert metadata["family"] == "calo" and metadata["num_ranks"] == 2
+    check_ranks(dump, lonely, epochs=2, num_train=metadata["num_train"])
