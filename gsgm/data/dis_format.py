@@ -43,6 +43,8 @@ __all__ = [
     "DisEvents",
     "DisFormatError",
     "read_dis_file",
+    "resolve_dis_file",
+    "split_events",
     "validate_dis_arrays",
     "write_dis_file",
 ]
@@ -56,6 +58,11 @@ EVENT_FEATURES: tuple[str, ...] = ("Q2", "x", "num_particles")
 PARTICLE_KEY = "particles"
 EVENT_KEY = "event_features"
 REQUIRED_ATTRIBUTES = ("sqrt_s", "eta_max")
+#: The shipped sample (gsgm/data/builtin), what ``builtin`` means for DIS data.
+BUILTIN_FILE = "dis_ep105.hdf5"
+#: Share of a file's events, at its end, that training never sees (``split="test"``).
+TEST_FRACTION = 0.2
+SPLITS = ("train", "test", "all")
 
 
 class DisFormatError(ValueError):
@@ -217,3 +224,21 @@ def write_dis_file(
             for key, value in {**events.attributes, **(attributes or {})}.items():
                 handle.attrs[key] = value
     return path
+
+
+def resolve_dis_file(spec: str | os.PathLike) -> Path:
+    """``"builtin"`` -> the shipped sample; a directory -> its ``dis_ep105.hdf5``; else the path."""
+    if str(spec) == "builtin":
+        return Path(__file__).resolve().parent / "builtin" / BUILTIN_FILE
+    path = Path(spec).expanduser()
+    return path / BUILTIN_FILE if path.is_dir() else path
+
+
+def split_events(events: DisEvents, split: str) -> DisEvents:
+    """``"train"``: the first 80 % of the events, ``"test"``: the last 20 % (never trained on), "all"."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    cut = int(round(len(events) * (1.0 - TEST_FRACTION)))
+    if split == "all":
+        return events
+    return events.select(slice(0, cut) if split == "train" else slice(cut, None))

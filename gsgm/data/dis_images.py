@@ -37,6 +37,7 @@ __all__ = [
     "events_to_images",
     "image_sparsity",
     "images_to_events",
+    "make_dis_dataset",
     "pixel_centres",
     "pixel_edges",
 ]
@@ -185,3 +186,41 @@ class ZRescaling:
         out = np.zeros(zp.shape, np.float64)
         out[filled] = 0.5 * (lo + hi)
         return out
+
+
+def make_dis_dataset(
+    images: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    rank: int = 0,
+    num_ranks: int = 1,
+    index: np.ndarray | None = None,
+):
+    """``tf.data`` batches ``{"images": [B, n, n, 3]}`` (rescaled z') of this rank's shard.
+
+    As :func:`gsgm.data.images.make_image_dataset`: a strided shard per rank, one permutation from
+    ``seed`` (the loop passes an epoch-dependent seed), whole batches gathered; with ``index`` each
+    batch carries ``index`` [B] int64.
+    """
+    import tensorflow as tf
+
+    from gsgm.data.pipeline import shard_indices
+
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [N, n, n, C], got {list(images.shape)}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    shard = shard_indices(images.shape[0], rank, num_ranks)
+    if shard.size == 0:
+        raise ValueError(f"rank {rank} of {num_ranks} gets no images out of {images.shape[0]}")
+    tensors = {"images": tf.constant(images[shard])}
+    if index is not None:
+        tensors["index"] = tf.constant(np.asarray(index, dtype=np.int64)[shard])
+    order = np.arange(shard.size, dtype=np.int64)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(order)
+    ds = tf.data.Dataset.from_tensor_slices(order).batch(int(batch_size))
+    ds = ds.map(lambda i: {k: tf.gather(v, i) for k, v in tensors.items()})
+    return ds.prefetch(tf.data.AUTOTUNE)

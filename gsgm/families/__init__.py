@@ -121,8 +121,9 @@ _LOADED: set[str] = set()
 def _register_builtin() -> None:
     """Register the families shipped with gsgm and the plugins (imported lazily: they pull in TensorFlow)."""
     if "fpcd" not in _REGISTRY:
-        from gsgm.families import fpcd, jet_images
+        from gsgm.families import dis, fpcd, jet_images
 
+        register_family(dis.DIS)
         register_family(fpcd.FPCD)
         register_family(jet_images.JET_IMAGE_SCORE)
         register_family(jet_images.JET_IMAGE_CONSISTENCY)

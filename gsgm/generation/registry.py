@@ -30,7 +30,10 @@ def register_sampler(family: str, sampler: Callable[..., Any]) -> Callable[..., 
 def _register_builtin() -> None:
     if "fpcd" in _SAMPLERS:
         return
+    from gsgm.generation.dis import sample_dis
     from gsgm.generation.runs import sample_images_to_file, sample_jets_to_directory
+
+    register_sampler("dis", sample_dis)
 
     register_sampler("fpcd", sample_jets_to_directory)
     register_sampler("jet_image_score", sample_images_to_file)
