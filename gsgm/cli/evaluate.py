@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_dis as _dis
 
 HELP = "jets | images: the papers' metrics of generated samples vs truth, with floors"
 
@@ -180,4 +181,5 @@ SUBCOMMANDS = {
     "images": Command(
         "metrics of generated jet images vs truth", IMAGES_DESCRIPTION, add_image_arguments, run_images
     ),
+    "dis": _dis.EVALUATE_COMMAND,
 }

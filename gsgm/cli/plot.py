@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_dis as _dis
 
 HELP = "jets | images | training | timing: the papers' figures"
 
@@ -188,4 +189,5 @@ SUBCOMMANDS = {
     "timing": Command(
         "figures: generation time vs steps (FPCD Table V)", TIMING, add_timing_arguments, run_timing
     ),
+    "dis": _dis.PLOT_COMMAND,
 }

@@ -18,6 +18,7 @@ Examples:
     gsgm sample --run runs/quick --per-class 1000 --steps 8 --out runs/quick/samples-8     # distilled
     gsgm sample --run runs/img_score --per-class 300 --steps 15 --out runs/img_score/samples.h5
     gsgm sample --run runs/img_ct --per-class 300 --steps 1 --out runs/img_ct/samples.h5
+    gsgm sample --run runs/dis_quick --per-class 500 --sampler ddim --steps 50 --out runs/dis_quick/ddim50.h5
 """
 
 
@@ -62,9 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fpcd.add_argument(
         "--no-timing", dest="write_timing", action="store_false", default=None, help="no timing record"
     )
-    images = parser.add_argument_group("jet images")
+    images = parser.add_argument_group("jet images and DIS")
     images.add_argument(
-        "--sampler", choices=("pc", "ode"), help="score runs: PC (default) or probability-flow ODE"
+        "--sampler",
+        choices=("pc", "ode", "ancestral", "ddim"),
+        help="jet-image score runs: pc (default) or ode (probability flow); DIS runs: ancestral "
+        "(learned variance) or ddim (default: the run config's)",
     )
 
 

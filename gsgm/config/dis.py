@@ -10,7 +10,7 @@ Same rules as every gsgm config (:mod:`gsgm.config.base`); a file looks like::
       "unet": {<UNetConfig keys>, "padding": "circular_phi", "attention_resolutions": [16],
                "attention_heads": 4},
       "diffusion": {"num_steps": 500, "vlb_weight": 0.001, "importance_sampling": true,
-                    "importance_history": 10, "importance_uniform": 0.001, "ema_decay": 0.9999},
+                    "importance_history": 10, "importance_uniform": 0.5, "ema_decay": 0.9999},
       "training": {"batch_size": 8, "learning_rate": 0.0001, "optimizer": "adamw", "epochs": 30,
                    "early_stopping_patience": 30, "valid_fraction": 0.1, "grad_clip_norm": null,
                    "seed": 1234},
@@ -123,6 +123,10 @@ class DisDiffusionConfig(Section):
     num_steps: T (paper 500); vlb_weight: lambda of L_simple + lambda L_vlb (paper 0.001);
     importance_sampling: draw t with p_t ~ sqrt(E[L_t^2]) once every t has importance_history
     recorded losses (uniform before), mixed with importance_uniform of the uniform distribution;
+    both loss terms are weighted by 1 / (T p_t) <= 1 / importance_uniform. Nichol & Dhariwal mix
+    in 0.001 for L_vlb alone; with the hybrid loss that lets weights up to 1000 multiply L_simple,
+    and a quick run diverged as soon as the sampler warmed up (epoch 4), so gsgm's configs use 0.5
+    (weights <= 2; the vlb terms still get half their samples where they are large);
     ema_decay: of the sampling weights.
     """
 
@@ -130,7 +134,7 @@ class DisDiffusionConfig(Section):
     vlb_weight: PositiveFloat = 0.001
     importance_sampling: bool = True
     importance_history: PositiveInt = 10
-    importance_uniform: Fraction = 0.001
+    importance_uniform: Fraction = 0.5
     ema_decay: EmaDecay = 0.9999
 
 

@@ -14,11 +14,22 @@ Q^2 scaling needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from gsgm.data.dis_format import SPECIES, DisEvents
+from gsgm.data.dis_format import SPECIES, SPECIES_KEYS, DisEvents
+from gsgm.data.dis_images import events_to_images, images_to_events
 
-__all__ = ["dis_kinematics", "leading_electron", "multiplicities", "reduced_cross_section"]
+__all__ = [
+    "DisComparison",
+    "dis_kinematics",
+    "dis_observables",
+    "leading_electron",
+    "leading_pairs",
+    "multiplicities",
+    "reduced_cross_section",
+]
 
 ELECTRON = 11
 
@@ -75,3 +86,70 @@ def reduced_cross_section(
     squares, _, _ = np.histogram2d(q2, x, bins=(q2_edges, x_edges), weights=weight**2)
     area = np.outer(np.diff(q2_edges), np.diff(x_edges))
     return sums / area / total, np.sqrt(squares) / area / total
+
+
+def dis_observables(events: DisEvents) -> dict[str, np.ndarray]:
+    """The 1D observables of the paper's Figs. 5-7, 9 as flat arrays, keyed by name.
+
+    Per species k in (pi+, e-, K+): ``log10_z_k``, ``eta_k``, ``phi_k`` of every particle (e-: without
+    the leading electron, as in Fig. 5), ``multiplicity_k`` per event; per event ``sum_z`` and, from
+    the leading electron, ``log10_Q2``, ``log10_x``, ``log10_z_lead_e``, ``eta_lead_e``.
+    """
+    pid = events.particles[..., 3]
+    z = events.z()
+    has, z_e, _, eta_e = leading_electron(events)
+    lead = np.zeros(pid.shape, bool)
+    rows = np.nonzero(has)[0]
+    lead[rows, np.argmax(np.where(pid == 11, z, -1.0), axis=1)[rows]] = True
+    out: dict[str, np.ndarray] = {}
+    counts = multiplicities(events)
+    for species in SPECIES:
+        key = SPECIES_KEYS[species]
+        mine = pid == species
+        out[f"log10_z_{key}"] = np.log10(z[mine])
+        out[f"eta_{key}"] = events.particles[..., 1][mine].astype(np.float64)
+        out[f"phi_{key}"] = events.particles[..., 2][mine & ~lead].astype(np.float64)
+        out[f"multiplicity_{key}"] = counts[species].astype(np.float64)
+    out["sum_z"] = z.sum(axis=1)
+    kin = dis_kinematics(events)
+    ok = has & (kin["Q2"] > 0) & (kin["x"] > 0) & np.isfinite(kin["x"])
+    out["log10_Q2"] = np.log10(kin["Q2"][ok])
+    out["log10_x"] = np.log10(kin["x"][ok])
+    out["log10_z_lead_e"] = np.log10(z_e[has])
+    out["eta_lead_e"] = eta_e[has]
+    return out
+
+
+def leading_pairs(events: DisEvents, species: int) -> tuple[np.ndarray, np.ndarray]:
+    """z of the leading and subleading particle of ``species`` in events with at least two (Fig. 8)."""
+    z = np.where(events.particles[..., 3] == species, events.z(), 0.0)
+    top = -np.sort(-z, axis=1)[:, :2]
+    both = top[:, 1] > 0 if top.shape[1] > 1 else np.zeros(len(z), bool)
+    return top[both, 0], top[both, 1]
+
+
+class DisComparison:
+    """Truth events and generated image samples on one geometry, ready for metrics and plots.
+
+    Args:
+        truth: Pythia events (the test split: never trained on).
+        samples: ``{name: z images [M, n, n, 3]}`` (from :mod:`gsgm.generation.dis` files).
+        num_pixels: image size n; every sample must have it.
+        seed: the split of the truth into halves.
+    """
+
+    def __init__(self, truth: DisEvents, samples: Mapping[str, np.ndarray], num_pixels: int, seed: int = 0):
+        for name, images in samples.items():
+            if images.shape[1] != num_pixels:
+                raise ValueError(f"sample {name!r} has {images.shape[1]} pixels, the comparison {num_pixels}")
+        self.num_pixels = int(num_pixels)
+        self.truth = truth
+        self.truth_pixelated = images_to_events(
+            events_to_images(truth, num_pixels), truth.eta_max, truth.sqrt_s
+        )
+        self.models = {
+            name: images_to_events(images, truth.eta_max, truth.sqrt_s) for name, images in samples.items()
+        }
+        order = np.random.default_rng(seed).permutation(len(truth))
+        half = len(truth) // 2
+        self.half_a, self.half_b = np.sort(order[:half]), np.sort(order[half : 2 * half])
