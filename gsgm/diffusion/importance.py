@@ -62,8 +62,11 @@ class LossSecondMomentSampler:
     def sample(self, probabilities, batch_size, seed) -> tuple[tf.Tensor, tf.Tensor]:
         """``(t [B] float32 in 1..T, weights [B] = 1 / (T p_t))``, stateless in ``seed`` ([2] int)."""
         p = tf.convert_to_tensor(probabilities, tf.float32)
-        logits = tf.math.log(tf.maximum(p, 1e-30))[None, :]
-        index = tf.random.stateless_categorical(logits, batch_size, seed=seed, dtype=tf.int32)[0]
+        # inverse-CDF sampling (XLA-compatible, unlike stateless_categorical)
+        cdf = tf.cumsum(tf.cast(p, tf.float64))
+        u = tf.random.stateless_uniform(tf.reshape(batch_size, [1]), seed=seed, dtype=tf.float64) * cdf[-1]
+        index = tf.searchsorted(cdf, u, side="right", out_type=tf.int32)
+        index = tf.minimum(index, self.num_steps - 1)
         weights = 1.0 / (float(self.num_steps) * tf.gather(p, index))
         return tf.cast(index + 1, tf.float32), weights
 
