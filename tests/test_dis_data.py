@@ -163,3 +163,30 @@ def test_rescaling_is_a_bijection_on_real_events_with_the_empty_pixel_gap(shippe
     assert r.blend(0.45) == pytest.approx(0.45, abs=0.02)
     with pytest.raises(ValueError, match="z1 < z2"):
         ZRescaling(z1=0.9, z2=0.5)
+
+
+def test_make_dis_script_writes_the_generators_events_and_rejects_bad_arguments(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+
+    def run(*args):
+        command = [sys.executable, str(repo / "scripts" / "make_dis.py"), *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+
+    out = tmp_path / "dis.h5"
+    result = run("--events", "60", "--seed", "3", "--out", str(out), "--workers", "1", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["events"] == 60
+    written = read_dis_file(out)
+    expected = generate_dis_events(60, 3, workers=1, progress=False)
+    np.testing.assert_array_equal(written.particles, expected.particles)
+    assert "--events 60" in written.attributes["command"] and written.attributes["seed"] == 3
+    bad = run("--events", "0", "--seed", "1", "--out", str(tmp_path / "x.h5"))
+    assert bad.returncode == 2 and "error: --kind dis needs --events N >= 1" in bad.stderr
+    assert not (tmp_path / "x.h5").exists()
