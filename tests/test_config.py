@@ -19,8 +19,8 @@ from gsgm.config import (
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-# Jet-image configs have their own schema and tests (tests/test_images_config.py).
-SHIPPED = sorted(p for p in CONFIG_DIR.glob("*.json") if not p.name.startswith("images_"))
+# Jet-image and DIS configs have their own schemas and tests (tests/test_images_config.py, test_dis_*.py).
+SHIPPED = sorted(p for p in CONFIG_DIR.glob("*.json") if not p.name.startswith(("images_", "dis_")))
 DELETE = object()
 
 

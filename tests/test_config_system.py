@@ -32,6 +32,7 @@ from gsgm.config.base import PositiveInt, invalid
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 FAMILY_OF_FILE = {p: "jet_images" if p.name.startswith("images_") else "fpcd" for p in CONFIGS.glob("*.json")}
+FAMILY_OF_FILE.update({p: "dis" for p in CONFIGS.glob("dis_*.json")})
 
 
 def _write(path: Path, data: dict) -> Path:
