@@ -31,6 +31,7 @@ from gsgm.models.unet import PeriodicPadding, build_unet
 REPO = Path(__file__).resolve().parents[1]
 # no attention in the trained tiny model: it costs ~25 % more tracing (the circular test covers it)
 UNET_ATTENTION: list[int] = []
+UNET_LEVELS = [1, 2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
 
 
