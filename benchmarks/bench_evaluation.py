@@ -11,6 +11,11 @@ scripts/make_jets.py (about 100 jets/s per core) would take hours on 2 cores for
 Prints the time of reading/cutting the files, of each class and of each metric (summed over the
 floor and the model), and the machine's load. With ``--json PATH`` the numbers are also written there.
 
+``--previous-class C`` (default t) then evaluates class C again, floor + model, in the same run, with
+the previous implementation: every particle-level metric through jetnet's own functions (EFPs jet by
+jet through energyflow, ``efp_jobs`` = all CPUs), FPND with the same knn fallback. It prints both
+times, their ratio and the largest relative difference of the metric values.
+
     PYTHONPATH=. python benchmarks/bench_evaluation.py [--jets-per-class 50000] [--classes g,q,t,w,z]
 """
 
@@ -45,6 +50,75 @@ def write_resampled(source: Path, target: Path, classes, num_particles: int, jet
         write_jetnet_file(target / name, particles[index], features[index], compress=False)
 
 
+def previous_pair(truth, gen, jet_class: str, config: EvaluationConfig) -> dict[str, float]:
+    """The particle-level metrics of one comparison through jetnet's own functions (the previous path)."""
+    from jetnet.evaluation import get_fpd_kpd_jet_features
+    from jetnet.evaluation import w1efp as jetnet_w1efp
+
+    from gsgm.evaluation import metrics as M
+    from gsgm.evaluation.jetnet_compat import quiet_jetnet_warnings, seeded_jetnet
+
+    common = {"num_eval_samples": len(truth), "num_batches": config.bootstrap, "seed": config.seed}
+    values = {"w1m": M.w1m(truth.particles, gen.particles, **common).mean}
+    values["w1p"] = M.w1p(truth.particles, gen.particles, **common).mean
+    with seeded_jetnet(config.seed), quiet_jetnet_warnings():
+        means, _ = jetnet_w1efp(
+            truth.particles[..., :3],
+            gen.particles[..., :3],
+            num_eval_samples=len(truth),
+            num_batches=config.bootstrap,
+        )
+        values["w1efp"] = float(np.mean(means))
+        truth_features = get_fpd_kpd_jet_features(truth.particles[..., :3])
+        gen_features = get_fpd_kpd_jet_features(gen.particles[..., :3])
+    values["fpnd"] = M.fpnd(gen.particles, jet_class, config.fpnd_batch_size).mean
+    cov, mmd = M.cov_mmd(
+        truth.particles, gen.particles, config.cov_mmd_jets, config.cov_mmd_batches, config.seed
+    )
+    values["cov"], values["mmd"] = cov.mean, mmd.mean
+    values["fpd"] = M.fpd(truth_features, gen_features, config.seed).mean
+    values["kpd"] = M.kpd(truth_features, gen_features, config.seed).mean
+    return values
+
+
+def compare_with_previous(comparison, report, jet_class: str, config: EvaluationConfig) -> dict:
+    """Time class ``jet_class`` (floor + model) with the previous implementation; compare the values."""
+    from gsgm.evaluation.report import evaluate_comparison as evaluate
+
+    if jet_class not in comparison.classes:
+        raise SystemExit(f"error: --previous-class {jet_class} is not among the evaluated classes")
+    samples = comparison.classes[jet_class]
+    one_class = type(comparison)(**{**vars(comparison), "classes": {jet_class: samples}})
+    start = time.perf_counter()
+    current = evaluate(one_class, config)  # memory-only feature cache: the whole cost of a first evaluation
+    current_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    floor = previous_pair(samples.truth, samples.truth_floor, jet_class, config)
+    model = previous_pair(samples.truth, samples.generated["resampled"], jet_class, config)
+    previous_seconds = time.perf_counter() - start
+    worst = 0.0
+    for label, values in (("floor", floor), ("model", model)):
+        entry = current["classes"][jet_class]["floor" if label == "floor" else "models"]
+        entry = entry if label == "floor" else entry["resampled"]
+        for key, value in values.items():
+            ours = entry[key]["mean"]
+            if value is None or ours is None:
+                continue
+            worst = max(worst, abs(ours - value) / max(abs(value), 1e-300))
+    print(
+        f"class {jet_class}, floor + model: previous implementation {previous_seconds:.1f} s, "
+        f"this one {current_seconds:.1f} s (no disk cache): {previous_seconds / current_seconds:.1f}x; "
+        f"largest relative difference of a metric value {worst:.2g}"
+    )
+    return {
+        "class": jet_class,
+        "previous_seconds": previous_seconds,
+        "current_seconds": current_seconds,
+        "ratio": previous_seconds / current_seconds,
+        "largest_relative_difference": worst,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,6 +128,11 @@ def main() -> None:
     parser.add_argument("--particles", type=int, default=30, choices=(30, 150))
     parser.add_argument("--bootstrap", type=int, default=5)
     parser.add_argument("--json", help="also write the timings here")
+    parser.add_argument(
+        "--previous-class",
+        default="t",
+        help="class evaluated again with the previous implementation ('' = none)",
+    )
     args = parser.parse_args()
     classes = parse_classes(args.classes)
     n = args.jets_per_class
@@ -77,6 +156,9 @@ def main() -> None:
         print(f"read, split and recentred in {load:.1f} s", flush=True)
         report = evaluate_comparison(comparison, config, log=lambda line: print(line, flush=True))
         total = load + report["seconds"]
+        previous = None
+        if args.previous_class:
+            previous = compare_with_previous(comparison, report, args.previous_class, config)
 
     print()
     print(f"total evaluation (read + floor + 1 model, {len(classes)} classes): {total:.0f} s")
@@ -103,6 +185,7 @@ def main() -> None:
             "per_class_seconds": {c: e["seconds"] for c, e in report["classes"].items()},
             "per_metric_seconds": report["timing_s"],
             "machine": machine,
+            "previous_implementation": previous,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
     if n <= 2_000:  # small runs: show the table too (values are meaningless: truth vs resampled truth)

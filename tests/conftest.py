@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The EFP feature cache of `gsgm evaluate jets` must not write into the user's ~/.cache during tests.
+os.environ.setdefault("GSGM_CACHE_DIR", tempfile.mkdtemp(prefix="gsgm-test-cache-"))
 
 import numpy as np
 import pytest

@@ -31,8 +31,11 @@ from gsgm.config.base import PositiveInt, invalid
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-FAMILY_OF_FILE = {p: "jet_images" if p.name.startswith("images_") else "fpcd" for p in CONFIGS.glob("*.json")}
-FAMILY_OF_FILE.update({p: "dis" for p in CONFIGS.glob("dis_*.json")})
+_PREFIXES = {"images_": "jet_images", "phase_space": "phase_space", "calo_": "calo", "dis_": "dis"}
+FAMILY_OF_FILE = {
+    p: next((f for prefix, f in _PREFIXES.items() if p.name.startswith(prefix)), "fpcd")
+    for p in CONFIGS.glob("*.json")
+}
 
 
 def _write(path: Path, data: dict) -> Path:

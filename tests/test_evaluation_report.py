@@ -22,7 +22,7 @@ from gsgm.evaluation.samples import load_comparison, parse_splits
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "evaluate.py"
 # Small and quick: 150 jets per sample, 2 resamples, COV/MMD on 2 batches of 20 jets.
-FAST = EvaluationConfig(jets_per_class=150, bootstrap=2, cov_mmd_batches=2, cov_mmd_jets=20, efp_jobs=1)
+FAST = EvaluationConfig(jets_per_class=150, bootstrap=2, cov_mmd_batches=2, cov_mmd_jets=20)
 
 
 def write_generated(directory: Path, classes, num_particles: int = 30, jets: int = 200, widen: float = 1.0):
@@ -155,7 +155,7 @@ def test_cli_writes_report_for_two_models(tmp_path, gen_all):
 
 def test_progress_callback_follows_the_metric_stages(gen_all):
     assert metric_stages(("w1_jet_mass", "fpd", "mmd", "w1m")) == [
-        "w1m", "cov_mmd", "fpd_kpd_features", "fpd", "w1_jet_mass"
+        "w1m", "efp_features", "cov_mmd", "fpd", "w1_jet_mass"
     ]  # fmt: skip
     comparison = load_comparison("builtin", [("a", gen_all)], classes="t", jets_per_class=60)
     samples = comparison.classes["t"]

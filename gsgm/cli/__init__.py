@@ -33,7 +33,10 @@ USAGE = """The ``gsgm`` command: one entry point with a subcommand per task, dis
     gsgm plot      training --run runs/quick --out runs/quick/plots
     gsgm tune      --config configs/quick.json --data builtin --tuner-dir runs/tune
     gsgm make-data --classes t,w --jets-per-class 500 --seed 1 --out data/mine
+    gsgm make-showers --showers 500 --seed 1 --out data/showers.h5
     gsgm inspect   builtin
+    gsgm make-phase-space --process muon_decay --events 20000 --seed 1 --out data/muon.hdf5
+    gsgm evaluate  phase-space --truth data/muon.hdf5 --gen runs/ps/samples.hdf5 --label q --out runs/ps/eval
 
 `gsgm COMMAND --help` explains each command, with examples; a user error (bad file, bad value) is one
 line `error: ...` on stderr and exit status 2.
@@ -48,6 +51,8 @@ COMMANDS = {
     "plot": "gsgm.cli.plot",
     "tune": "gsgm.cli.tune",
     "make-data": "gsgm.cli.make_data",
+    "make-phase-space": "gsgm.cli.phase_space",
+    "make-showers": "gsgm.cli.make_showers",
     "inspect": "gsgm.cli.inspect",
     "train-classifier": "gsgm.cli.train_classifier",
 }

@@ -14,6 +14,8 @@ DESCRIPTION = """Progressive distillation of a trained run: halve the sampling s
 Each stage is written as its own run directory RUN/distill/steps-NNN (loadable like any run); running the
 command again continues an interrupted chain at the stage and epoch where it stopped. Works for every
 family whose config has sampling.num_steps (FPCD); under a launcher every rank trains on its shard.
+Calorimeter (calo) runs are distilled by consistency distillation in one stage, RUN/distill/steps-001,
+sampled with gsgm sample --sampler cm.
 
 Examples:
     gsgm distill --run runs/quick --until 1 --epochs-per-stage 10        # 64 -> 32 -> ... -> 1

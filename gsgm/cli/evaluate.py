@@ -6,9 +6,11 @@ import argparse
 import sys
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_calo as _calo
 from gsgm.cli import evaluate_dis as _dis
+from gsgm.cli.phase_space import EVALUATE as PHASE_SPACE_EVALUATE
 
-HELP = "jets | images: the papers' metrics of generated samples vs truth, with floors"
+HELP = "jets | images | phase-space | calo: the papers' metrics of generated samples vs truth, with floors"
 
 JETS_DESCRIPTION = """Compare generated jets with truth: the FPCD paper's metrics per class, with the
 truth-vs-truth floor.
@@ -53,7 +55,15 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
         help="COV/MMD batches of 100 jets (default 10)",
     )
     parser.add_argument("--metrics", help="comma-separated subset of the metric keys (default: all)")
-    parser.add_argument("--efp-jobs", type=int, help="processes for the EFPs (default: all CPUs)")
+    parser.add_argument(
+        "--feature-cache",
+        metavar="DIR",
+        help="keep the truth samples' EFPs here between evaluations "
+        "(default $GSGM_CACHE_DIR/efp or ~/.cache/gsgm/efp)",
+    )
+    parser.add_argument(
+        "--no-feature-cache", action="store_true", help="compute the truth samples' EFPs in memory only"
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (per class and metric stage) on stderr"
@@ -62,6 +72,7 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_jets(args: argparse.Namespace) -> int:
     from gsgm.cli.jet_sample_args import load_comparison_from_args
+    from gsgm.evaluation.efp_cache import default_cache_dir
     from gsgm.evaluation.metrics import METRIC_KEYS, EvaluationConfig
     from gsgm.evaluation.report import evaluate_comparison, format_markdown, write_report
 
@@ -70,7 +81,6 @@ def run_jets(args: argparse.Namespace) -> int:
         jets_per_class=args.jets_per_class,
         bootstrap=args.bootstrap,
         cov_mmd_batches=args.cov_mmd_batches,
-        efp_jobs=args.efp_jobs,
         seed=args.seed,
         metrics=metrics,
     )
@@ -79,7 +89,14 @@ def run_jets(args: argparse.Namespace) -> int:
     if log:
         for note in comparison.notes:
             log(f"note: {note}")
-    report = evaluate_comparison(comparison, config, log=log, progress=not (args.quiet or args.no_progress))
+    cache_dir = None if args.no_feature_cache else (args.feature_cache or default_cache_dir())
+    report = evaluate_comparison(
+        comparison,
+        config,
+        log=log,
+        progress=not (args.quiet or args.no_progress),
+        feature_cache_dir=cache_dir,
+    )
     json_path, md_path = write_report(report, args.out)
     if not args.quiet:
         print(format_markdown(report))
@@ -182,4 +199,6 @@ SUBCOMMANDS = {
         "metrics of generated jet images vs truth", IMAGES_DESCRIPTION, add_image_arguments, run_images
     ),
     "dis": _dis.EVALUATE_COMMAND,
+    "phase-space": PHASE_SPACE_EVALUATE,
+    "calo": _calo.SUBCOMMANDS["evaluate"],
 }

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from gsgm.cli import Command
+from gsgm.cli import evaluate_calo as _calo
 from gsgm.cli import evaluate_dis as _dis
+from gsgm.cli.phase_space import PLOT as PHASE_SPACE_PLOT
 
-HELP = "jets | images | training | timing: the papers' figures"
+HELP = "jets | images | training | timing | phase-space | calo: the papers' figures"
 
 JETS = """Truth vs generated jets, per class: kinematics with ratio panels and average jet images.
 
@@ -190,4 +192,6 @@ SUBCOMMANDS = {
         "figures: generation time vs steps (FPCD Table V)", TIMING, add_timing_arguments, run_timing
     ),
     "dis": _dis.PLOT_COMMAND,
+    "phase-space": PHASE_SPACE_PLOT,
+    "calo": _calo.SUBCOMMANDS["plot"],
 }

@@ -63,13 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fpcd.add_argument(
         "--no-timing", dest="write_timing", action="store_false", default=None, help="no timing record"
     )
-    images = parser.add_argument_group("jet images and DIS")
+    images = parser.add_argument_group("jet images, calorimeter showers and DIS")
     images.add_argument(
         "--sampler",
-        choices=("pc", "ode", "ancestral", "ddim"),
-        help="jet-image score runs: pc (default) or ode (probability flow); DIS runs: ancestral "
-        "(learned variance) or ddim (default: the run config's)",
+        choices=("pc", "ode", "ddpm", "edm", "cm", "ancestral", "ddim"),
+        help="image score runs: pc (default) or ode; calo runs: ddpm (100 steps), edm (25 Heun steps, "
+        "default) or cm (the consistency-distilled stage, 1 step); DIS runs: ancestral (learned "
+        "variance) or ddim (default: the run config's)",
     )
+    calo = parser.add_argument_group("calorimeter showers (--per-class = number of showers)")
+    calo.add_argument("--energy", type=float, help="fixed incident energy [GeV] (default: uniform 10-90)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "timing_label": args.timing_label,
         "write_timing": args.write_timing,
         "sampler": args.sampler,
+        "energy": args.energy,
     }
     result = sample_run(args.run, args.out, args.per_class, **options)
     print(result.summary())

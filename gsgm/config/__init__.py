@@ -12,6 +12,7 @@ nothing from gsgm.data, gsgm.models, gsgm.diffusion or gsgm.training.
 """
 
 from gsgm.config.base import ConfigError, Section, read_config_json, validate_section
+from gsgm.config.calo import CALO_FAMILY, CaloConfig
 from gsgm.config.dis import DisConfig, DisUNetConfig, load_dis_config, save_dis_config
 from gsgm.config.fpcd import (
     DataConfig,
@@ -46,6 +47,7 @@ from gsgm.config.jet_images import (
 )
 from gsgm.config.jetnet import NUM_PARTICLES, check_particles_and_classes
 from gsgm.config.paths import DEFAULT_CONFIG, ENV_CONFIG, explicit_config, resolve_config_path
+from gsgm.config.phase_space import PhaseSpaceConfig
 from gsgm.config.registry import (
     config_class_for,
     config_families,
@@ -58,6 +60,8 @@ from gsgm.config.registry import (
 from gsgm.config.training import OPTIMIZERS
 
 __all__ = [
+    "CALO_FAMILY",
+    "CaloConfig",
     "DEFAULT_CONFIG",
     "ENV_CONFIG",
     "MODELS",
@@ -77,6 +81,7 @@ __all__ = [
     "JetNetConfig",
     "NoiseConfig",
     "ParticleNetConfig",
+    "PhaseSpaceConfig",
     "SamplingConfig",
     "ScoreConfig",
     "Section",

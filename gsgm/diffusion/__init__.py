@@ -13,6 +13,9 @@ Tensors in, tensors out: nothing here imports networks, training code, data or f
   :func:`.consistency.sample_consistency`; :mod:`.point_cloud` around DDIM.
 * Losses: :mod:`.losses` (``diffuse``, ``v_loss``, ``eps_loss``, ``dsm_loss``), :mod:`.vlb`
   (``hybrid_loss``), :func:`.consistency.consistency_loss`, :mod:`.distillation`.
+* :mod:`.qspace` (Langevin diffusion in RAMBO's q-space: schedule, exact drift, forward and reverse
+  processes), :mod:`.flow_matching` (straight-path flow matching, ODE sampler, fitted Gaussian prior),
+  :mod:`.score_matching` (implicit score matching with the exact divergence).
 """
 
 from gsgm.diffusion.ddim import ddim_sample, ddim_step

@@ -15,8 +15,9 @@ Nothing here computes a metric. It only makes the field's implementations usable
 * :func:`single_threaded_blas` — FPD and KPD are many small matrix products; with OpenBLAS's default
   of one thread per core they ran 10-50x slower on a shared 2-core machine (threads spinning for
   cores that other processes hold) than with one thread, and gain little from threads otherwise.
-* :func:`fpnd_status` — FPND runs a ParticleNet that needs ``torch_geometric`` and ``torch_cluster``,
-  optional extras that are not installed by default (torch-cluster compiles from source for minutes).
+* :func:`fpnd_status` — FPND runs a ParticleNet that needs ``torch_geometric`` (a dependency of gsgm, a
+  pure-Python wheel) and ``torch_cluster`` (compiles from source for minutes; when it is absent
+  :mod:`gsgm.evaluation.knn_fallback` provides its one function exactly in pure torch).
 """
 
 from __future__ import annotations
@@ -35,11 +36,9 @@ import numpy as np
 # and reference statistics).
 FPND_CLASSES: tuple[str, ...] = ("g", "q", "t")
 FPND_NUM_PARTICLES = 30
-# Modules FPND needs beyond jetnet itself, with the pip name to install.
-FPND_MODULES: tuple[tuple[str, str], ...] = (
-    ("torch_geometric", "torch-geometric"),
-    ("torch_cluster", "torch-cluster"),
-)
+# Modules FPND needs beyond jetnet itself, with the pip name to install (torch_cluster is optional:
+# gsgm.evaluation.knn_fallback stands in for it).
+FPND_MODULES: tuple[tuple[str, str], ...] = (("torch_geometric", "torch-geometric"),)
 
 
 @contextlib.contextmanager
@@ -144,7 +143,7 @@ def fpnd_status() -> tuple[bool, str]:
         if importlib.util.find_spec(module) is None:
             return False, (
                 f"{module} is not installed (pip name {pip_name}; jetnet's FPND runs a ParticleNet that "
-                "needs torch-geometric and torch-cluster, an optional extra)"
+                "needs it; `make install` installs it)"
             )
     return True, ""
 

@@ -1,16 +1,21 @@
 """The paper's metrics (FPCD section IV, Tables I-IV) as functions of explicit numpy arrays.
 
 Every particle-level metric is the field's implementation in ``jetnet.evaluation`` (0.2.5); this module
-only feeds it JetNet-layout arrays, seeds its resampling and packs the result:
+only feeds it JetNet-layout arrays, seeds its resampling and packs the result. The EFPs that W1EFP, FPD
+and KPD need are the exception: jetnet computes them one jet at a time through energyflow (three
+quarters of an evaluation's time); :mod:`gsgm.evaluation.efp` computes the same numbers for all jets at
+once, and :class:`~gsgm.evaluation.efp_cache.FeatureCache` computes them once per sample (and once per
+truth sample on disk).
 
 - ``w1m``: W1 of the relative jet mass computed from the constituents (``jetnet.evaluation.w1m``);
 - ``w1p``: W1 of the particle eta_rel, phi_rel, pt_rel, averaged (``w1p``);
-- ``w1efp``: W1 of the 5 EFPs with n = 4, d = 4, prime, averaged (``w1efp``);
+- ``w1efp``: W1 of the 5 EFPs with n = 4, d = 4, prime, averaged (``w1efp``'s resampling, on the
+  batched EFPs);
 - ``fpnd``: Frechet ParticleNet distance, g, q, t with 30 particles only (``fpnd``);
 - ``cov`` / ``mmd``: coverage (higher is better) and minimum matching distance, EMD matching of 100 vs
   100 jets per batch (``cov_mmd``);
 - ``fpd`` / ``kpd``: Frechet and kernel physics distances on the 36 EFPs with d <= 4 (``fpd``, ``kpd``,
-  ``get_fpd_kpd_jet_features``);
+  ``get_fpd_kpd_jet_features``'s 36 graphs, batched);
 - ``w1_jet_pt`` [GeV], ``w1_jet_eta``, ``w1_jet_mass`` [GeV], ``w1_jet_n``: W1 of the jet features
   (``scipy.stats.wasserstein_distance``).
 
@@ -37,12 +42,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gsgm.data.jetnet_format import JetSample
+from gsgm.evaluation.efp import w1efp_columns
+from gsgm.evaluation.efp_cache import FeatureCache
 from gsgm.evaluation.jetnet_compat import (
     emd_numpy2_compat,
     fpnd_defined,
@@ -138,7 +145,6 @@ class EvaluationConfig:
         cov_mmd_batches: batches for COV/MMD (jetnet's default 10).
         cov_mmd_jets: jets per COV/MMD batch from each sample (jetnet's default 100).
         fpnd_batch_size: ParticleNet batch size for FPND.
-        efp_jobs: processes energyflow uses for EFPs (None: all CPUs).
         seed: seed of every resampling.
         metrics: keys to compute (default: all of METRIC_KEYS).
     """
@@ -148,7 +154,6 @@ class EvaluationConfig:
     cov_mmd_batches: int = 10
     cov_mmd_jets: int = 100
     fpnd_batch_size: int = 256
-    efp_jobs: int | None = None
     seed: int = 0
     metrics: tuple[str, ...] = METRIC_KEYS
 
@@ -248,24 +253,46 @@ def w1efp(
     num_eval_samples: int,
     num_batches: int = 5,
     seed: int = 0,
-    efp_jobs: int | None = None,
 ) -> MetricValue:
     """W1 between the energy-flow polynomials (n = 4, d = 4, prime: 5 EFPs), averaged over the EFPs.
 
     Args:
         truth, gen: particles [N, P, 4] (eta_rel, phi_rel, pt_rel, mask); particles are massless.
-        efp_jobs: energyflow processes (None: all CPUs).
 
     Returns:
         Mean over EFPs of the per-EFP means; uncertainty = per-EFP stds in quadrature.
     """
-    from jetnet.evaluation import w1efp as jetnet_w1efp
+    from gsgm.evaluation.efp import W1EFP_EFPSET_ARGS, batched_efps
 
     truth3, gen3 = _check_pair(truth, gen)
-    with seeded_jetnet(seed), quiet_jetnet_warnings():
-        means, stds = jetnet_w1efp(
-            truth3, gen3, num_eval_samples=num_eval_samples, num_batches=num_batches, efp_jobs=efp_jobs
+    return w1efp_from_features(
+        batched_efps(truth3, W1EFP_EFPSET_ARGS),
+        batched_efps(gen3, W1EFP_EFPSET_ARGS),
+        num_eval_samples,
+        num_batches,
+        seed,
+    )
+
+
+def w1efp_from_features(
+    truth_efps: np.ndarray, gen_efps: np.ndarray, num_eval_samples: int, num_batches: int = 5, seed: int = 0
+) -> MetricValue:
+    """W1EFP from precomputed EFPs [N, 5] (:func:`gsgm.evaluation.efp.batched_efps`, W1EFP's graphs).
+
+    The resampling is ``jetnet.evaluation.w1efp``'s, draw for draw: per batch ``num_eval_samples`` jets
+    with replacement from each sample (truth first) from ``default_rng(seed)``, then one W1 per EFP.
+    """
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(seed)
+    w1s = []
+    for _ in range(num_batches):
+        truth_draw = truth_efps[rng.choice(len(truth_efps), size=num_eval_samples)]
+        gen_draw = gen_efps[rng.choice(len(gen_efps), size=num_eval_samples)]
+        w1s.append(
+            [wasserstein_distance(truth_draw[:, i], gen_draw[:, i]) for i in range(truth_efps.shape[1])]
         )
+    means, stds = np.mean(w1s, axis=0), np.std(w1s, axis=0)
     return MetricValue(float(np.mean(means)), float(np.linalg.norm(stds)))
 
 
@@ -305,11 +332,15 @@ def cov_mmd(
     )
 
 
-def fpd_kpd_features(particles: np.ndarray, efp_jobs: int | None = None) -> np.ndarray:
-    """The 36 EFPs (d <= 4) jetnet recommends for FPD and KPD: [N, 36] from particles [N, P, 4]."""
-    from jetnet.evaluation import get_fpd_kpd_jet_features
+def fpd_kpd_features(particles: np.ndarray) -> np.ndarray:
+    """The 36 EFPs (d <= 4) jetnet recommends for FPD and KPD: [N, 36] float64 from particles [N, P, 4].
 
-    return np.asarray(get_fpd_kpd_jet_features(_particles3(particles, "particles"), efp_jobs=efp_jobs))
+    Equal to ``jetnet.evaluation.get_fpd_kpd_jet_features`` (energyflow, one jet at a time) within
+    float round-off; computed for all jets at once by :func:`gsgm.evaluation.efp.batched_efps`.
+    """
+    from gsgm.evaluation.efp import FPD_KPD_EFPSET_ARGS, batched_efps
+
+    return batched_efps(_particles3(particles, "particles"), FPD_KPD_EFPSET_ARGS)
 
 
 def fpd(truth_features: np.ndarray, gen_features: np.ndarray, seed: int = 0) -> MetricValue:
@@ -348,7 +379,8 @@ def fpnd(gen: np.ndarray, jet_class: str, batch_size: int = 256) -> MetricValue:
 
     Unlike the other metrics it does not use the truth sample: the reference is the real JetNet data
     set's ParticleNet activations shipped with jetnet. It is "not available" (with the reason, never
-    0) outside g, q, t with 30 particles, or when torch_geometric / torch_cluster are missing.
+    0) outside g, q, t with 30 particles, or when torch_geometric is missing. Without torch_cluster the
+    ParticleNet's neighbour search is :func:`gsgm.evaluation.knn_fallback.knn_graph` (exact, pure torch).
 
     Args:
         gen: particles [N, 30, 4] (eta_rel, phi_rel, pt_rel, mask); at most 50,000 are used.
@@ -362,9 +394,11 @@ def fpnd(gen: np.ndarray, jet_class: str, batch_size: int = 256) -> MetricValue:
     if not available:
         return MetricValue.unavailable(f"not available: {reason}")
     try:
-        from jetnet.evaluation import fpnd as jetnet_fpnd
+        from gsgm.evaluation.knn_fallback import provide_torch_cluster
 
-        with quiet_jetnet_warnings():
+        with provide_torch_cluster(), quiet_jetnet_warnings():
+            from jetnet.evaluation import fpnd as jetnet_fpnd
+
             value = jetnet_fpnd(
                 np.ascontiguousarray(gen3, dtype=np.float32), jet_class, batch_size=batch_size, use_tqdm=False
             )
@@ -431,31 +465,20 @@ def jet_w1(
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FeatureCache:
-    """FPD/KPD features per sample, so the truth's EFPs are computed once for the floor and every model."""
-
-    features: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def get(self, sample: JetSample, efp_jobs: int | None) -> np.ndarray:
-        key = id(sample.particles)
-        if key not in self.features:
-            self.features[key] = fpd_kpd_features(sample.particles, efp_jobs)
-        return self.features[key]
-
-
 def metric_stages(metrics: Sequence[str]) -> list[str]:
     """The stages :func:`evaluate_pair` runs for these metric keys, in order (one progress step each).
 
-    A stage computes one metric, except ``"cov_mmd"`` (COV and MMD together) and ``"fpd_kpd_features"``
-    (the EFP features FPD and KPD share).
+    A stage computes one metric, except ``"cov_mmd"`` (COV and MMD together) and ``"efp_features"``
+    (the 36 EFPs that W1EFP, FPD and KPD share).
     """
     wanted = set(metrics)
-    stages = [key for key in ("w1m", "w1p", "w1efp", "fpnd") if key in wanted]
+    stages = [key for key in ("w1m", "w1p") if key in wanted]
+    if wanted & {"w1efp", "fpd", "kpd"}:
+        stages.append("efp_features")
+    stages += [key for key in ("w1efp", "fpnd") if key in wanted]
     if wanted & {"cov", "mmd"}:
         stages.append("cov_mmd")
-    if wanted & {"fpd", "kpd"}:
-        stages += ["fpd_kpd_features", *(key for key in ("fpd", "kpd") if key in wanted)]
+    stages += [key for key in ("fpd", "kpd") if key in wanted]
     return stages + [key for key in JET_FEATURE_COLUMNS if key in wanted]
 
 
@@ -467,6 +490,7 @@ def evaluate_pair(
     cache: FeatureCache | None = None,
     timings: MutableMapping[str, float] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    gen_is_truth: bool = False,
 ) -> dict[str, MetricValue]:
     """Every metric of ``config.metrics`` between two samples of one class.
 
@@ -475,9 +499,11 @@ def evaluate_pair(
         gen: the compared jets (generated, or a disjoint truth sample for the floor), same P.
         jet_class: the class (decides whether FPND is defined).
         config: sample size, resampling, seed.
-        cache: reuse FPD/KPD features across calls (keyed by the particle array's identity).
+        cache: reuse EFP features across calls (keyed by the particle array's identity); the truth
+            sample's are also kept on disk when the cache has a directory.
         timings: seconds spent per metric are added here.
         on_stage: called with the stage's name (:func:`metric_stages`) after each stage (progress bars).
+        gen_is_truth: ``gen`` is the floor's second truth half (its EFPs are kept on disk too).
 
     Returns:
         {metric key: MetricValue}, in the order of METRICS.
@@ -505,7 +531,19 @@ def evaluate_pair(
 
     timed(("w1m",), lambda: w1m(truth.particles, gen.particles, **common))
     timed(("w1p",), lambda: w1p(truth.particles, gen.particles, **common))
-    timed(("w1efp",), lambda: w1efp(truth.particles, gen.particles, **common, efp_jobs=config.efp_jobs))
+    if wanted.intersection(("w1efp", "fpd", "kpd")):
+        start = time.perf_counter()
+        truth_features = cache.get(truth.particles, persistent=True)
+        # the floor's "generated" sample is the second truth half: keep it on disk too
+        gen_features = cache.get(gen.particles, persistent=gen_is_truth)
+        timings["efp_features"] = timings.get("efp_features", 0.0) + time.perf_counter() - start
+        if on_stage:
+            on_stage("efp_features")
+        columns = w1efp_columns()
+        timed(
+            ("w1efp",),
+            lambda: w1efp_from_features(truth_features[:, columns], gen_features[:, columns], **common),
+        )
     timed(("fpnd",), lambda: fpnd(gen.particles, jet_class, config.fpnd_batch_size))
     timed(
         ("cov", "mmd"),
@@ -514,12 +552,6 @@ def evaluate_pair(
         ),
     )
     if wanted.intersection(("fpd", "kpd")):
-        start = time.perf_counter()
-        truth_features = cache.get(truth, config.efp_jobs)
-        gen_features = cache.get(gen, config.efp_jobs)
-        timings["fpd_kpd_features"] = timings.get("fpd_kpd_features", 0.0) + time.perf_counter() - start
-        if on_stage:
-            on_stage("fpd_kpd_features")
         timed(("fpd",), lambda: fpd(truth_features, gen_features, config.seed))
         timed(("kpd",), lambda: kpd(truth_features, gen_features, config.seed))
     for key in JET_FEATURE_COLUMNS:

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from gsgm.data.jetnet_format import CLASS_NAMES
+from gsgm.evaluation.efp_cache import FeatureCache
 from gsgm.evaluation.jetnet_compat import fpnd_status
 from gsgm.evaluation.metrics import (
     METRICS,
     EvaluationConfig,
-    FeatureCache,
     MetricSpec,
     evaluate_pair,
     metric_stages,
@@ -63,6 +63,7 @@ def evaluate_comparison(
     config: EvaluationConfig,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
+    feature_cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Compute the floor and every model's metrics for every class; return the ``metrics.json`` payload.
 
@@ -74,6 +75,8 @@ def evaluate_comparison(
         progress: a progress bar on stderr with an ETA, one step per class, comparison (floor, each
             model) and metric stage (:func:`~gsgm.evaluation.metrics.metric_stages`). ``log`` lines are
             then written through the bar, so they do not break it.
+        feature_cache_dir: where the truth samples' EFPs are kept between evaluations
+            (:mod:`gsgm.evaluation.efp_cache`); None computes them in memory only.
     """
     from tqdm import tqdm  # CLI-only dependency, imported lazily
 
@@ -105,22 +108,37 @@ def evaluate_comparison(
     classes: dict[str, Any] = {}
     for jet_class, samples in comparison.classes.items():
         class_start = time.perf_counter()
-        cache = FeatureCache()  # per class: truth half A's EFPs serve the floor and every model
-        floor = evaluate_pair(
-            samples.truth, samples.truth_floor, jet_class, config, cache, timings, tracker(jet_class, "floor")
-        )
-        models = {
-            label: results_to_dict(
-                evaluate_pair(
-                    samples.truth, gen, jet_class, config, cache, timings, tracker(jet_class, label)
-                )
+        # per class: truth half A's EFPs serve the floor and every model (and later runs, from disk)
+        cache = FeatureCache(Path(feature_cache_dir) if feature_cache_dir is not None else None)
+
+        def compare(
+            label: str, gen, gen_is_truth: bool = False, samples=samples, jet_class=jet_class, cache=cache
+        ) -> dict[str, Any]:
+            """One comparison; its per-metric times go to ``timings`` and to one log line."""
+            pair_timings: dict[str, float] = {}
+            results = evaluate_pair(
+                samples.truth,
+                gen,
+                jet_class,
+                config,
+                cache,
+                pair_timings,
+                tracker(jet_class, label),
+                gen_is_truth=gen_is_truth,
             )
-            for label, gen in samples.generated.items()
-        }
+            for key, seconds in pair_timings.items():
+                timings[key] = timings.get(key, 0.0) + seconds
+            if log:
+                spent = ", ".join(f"{key} {seconds:.1f} s" for key, seconds in pair_timings.items())
+                log(f"class {jet_class}, {label}: {spent}")
+            return results_to_dict(results)
+
+        floor = compare("floor", samples.truth_floor, gen_is_truth=True)
+        models = {label: compare(label, gen) for label, gen in samples.generated.items()}
         classes[jet_class] = {
             "jets_per_sample": samples.n,
             "truth_jets_in_split": samples.truth_available,
-            "floor": results_to_dict(floor),
+            "floor": floor,
             "models": models,
             "seconds": time.perf_counter() - class_start,
         }

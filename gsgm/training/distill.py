@@ -380,7 +380,7 @@ def distill_chain(
     chain = _read_chain(base.path)
     if chain is None:
         chain = {
-            "start_steps": int(start_steps or base_cfg.sampling.num_steps),
+            "start_steps": int(start_steps or family.distillation_start_steps(base_cfg)),
             "epochs_per_stage": int(epochs_per_stage or base_cfg.training.epochs),
             "created": now_iso(),
         }

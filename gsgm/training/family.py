@@ -151,6 +151,12 @@ class Family:
         """A trained run's model with its inference weights, and its config."""
         raise NotImplementedError
 
+    def distillation_start_steps(self, cfg: Any) -> int:
+        """Steps of the undistilled teacher a ``gsgm distill`` chain starts from (default: the config's
+        ``sampling.num_steps``). A family that distils to one step in a single stage (consistency
+        distillation) returns 2, so that the chain is the one stage ``steps-001``."""
+        return int(cfg.sampling.num_steps)
+
     def build_distillation_model(
         self, cfg: Any, teacher: keras.Model, num_steps: int, seed: int
     ) -> keras.Model:
