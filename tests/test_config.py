@@ -19,10 +19,10 @@ from gsgm.config import (
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-# Jet-image, phase-space and calorimeter configs have their own schemas and tests
-# (tests/test_images_config.py, tests/test_phase_space_family.py, tests/test_calo_family.py).
+# Jet-image, phase-space, calorimeter and DIS configs have their own schemas and tests
+# (tests/test_images_config.py, tests/test_phase_space_family.py, tests/test_calo_family.py, test_dis_*.py).
 SHIPPED = sorted(
-    p for p in CONFIG_DIR.glob("*.json") if not p.name.startswith(("images_", "phase_space", "calo_"))
+    p for p in CONFIG_DIR.glob("*.json") if not p.name.startswith(("images_", "phase_space", "calo_", "dis_"))
 )
 DELETE = object()
 

@@ -31,7 +31,7 @@ from gsgm.config.base import PositiveInt, invalid
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-_PREFIXES = {"images_": "jet_images", "phase_space": "phase_space", "calo_": "calo"}
+_PREFIXES = {"images_": "jet_images", "phase_space": "phase_space", "calo_": "calo", "dis_": "dis"}
 FAMILY_OF_FILE = {
     p: next((f for prefix, f in _PREFIXES.items() if p.name.startswith(prefix)), "fpcd")
     for p in CONFIGS.glob("*.json")

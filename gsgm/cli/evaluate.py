@@ -7,6 +7,7 @@ import sys
 
 from gsgm.cli import Command
 from gsgm.cli import evaluate_calo as _calo
+from gsgm.cli import evaluate_dis as _dis
 from gsgm.cli.phase_space import EVALUATE as PHASE_SPACE_EVALUATE
 
 HELP = "jets | images | phase-space | calo: the papers' metrics of generated samples vs truth, with floors"
@@ -197,6 +198,7 @@ SUBCOMMANDS = {
     "images": Command(
         "metrics of generated jet images vs truth", IMAGES_DESCRIPTION, add_image_arguments, run_images
     ),
+    "dis": _dis.EVALUATE_COMMAND,
     "phase-space": PHASE_SPACE_EVALUATE,
     "calo": _calo.SUBCOMMANDS["evaluate"],
 }

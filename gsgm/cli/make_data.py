@@ -22,6 +22,9 @@ particles and ``g150.hdf5`` with the leading 150), so both describe the same jet
 --seed and --chunk-size (and the physics settings), not on --workers. stdout carries one JSON summary;
 progress and errors go to stderr.
 """
+from gsgm.cli.make_dis_data import DESCRIPTION as _DIS_DESCRIPTION  # noqa: E402
+
+DESCRIPTION += "\n" + _DIS_DESCRIPTION
 
 
 def parse_particle_counts(text: str) -> list[int]:
@@ -41,10 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from gsgm.data.generation import GenerationSettings
 
     defaults = GenerationSettings()
+    parser.add_argument("--kind", choices=("jets", "dis"), default="jets", help="jets (default) or dis")
     parser.add_argument(
         "--classes", default="g,q,t,w,z", help="comma-separated jet classes (default: all five)"
     )
-    parser.add_argument("--jets-per-class", type=int, required=True, help="jets per class")
+    parser.add_argument("--jets-per-class", type=int, help="jets per class (--kind jets)")
     parser.add_argument(
         "--particles", default="30", help="30, 150 or 30,150 (both from the same jets); default 30"
     )
@@ -62,12 +66,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not require the t/W/Z decay quarks to lie within dR < 0.8 of the jet axis",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    from gsgm.cli.make_dis_data import add_dis_arguments
+
+    add_dis_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from gsgm.data.generation import GenerationSettings, generate_jets, write_class_files
     from gsgm.data.jetnet_format import parse_classes
 
+    if args.kind == "dis":
+        from gsgm.cli.make_dis_data import run_dis
+
+        return run_dis(args)
+    if args.jets_per_class is None:
+        raise ValueError("--jets-per-class is required for --kind jets")
     classes = parse_classes(args.classes)
     counts = parse_particle_counts(args.particles)
     if args.jets_per_class < 1:

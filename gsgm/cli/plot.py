@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gsgm.cli import Command
 from gsgm.cli import evaluate_calo as _calo
+from gsgm.cli import evaluate_dis as _dis
 from gsgm.cli.phase_space import PLOT as PHASE_SPACE_PLOT
 
 HELP = "jets | images | training | timing | phase-space | calo: the papers' figures"
@@ -190,6 +191,7 @@ SUBCOMMANDS = {
     "timing": Command(
         "figures: generation time vs steps (FPCD Table V)", TIMING, add_timing_arguments, run_timing
     ),
+    "dis": _dis.PLOT_COMMAND,
     "phase-space": PHASE_SPACE_PLOT,
     "calo": _calo.SUBCOMMANDS["plot"],
 }

@@ -18,6 +18,7 @@ Examples:
     gsgm sample --run runs/quick --per-class 1000 --steps 8 --out runs/quick/samples-8     # distilled
     gsgm sample --run runs/img_score --per-class 300 --steps 15 --out runs/img_score/samples.h5
     gsgm sample --run runs/img_ct --per-class 300 --steps 1 --out runs/img_ct/samples.h5
+    gsgm sample --run runs/dis_quick --per-class 500 --sampler ddim --steps 50 --out runs/dis_quick/ddim50.h5
 """
 
 
@@ -62,12 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fpcd.add_argument(
         "--no-timing", dest="write_timing", action="store_false", default=None, help="no timing record"
     )
-    images = parser.add_argument_group("jet images and calorimeter showers")
+    images = parser.add_argument_group("jet images, calorimeter showers and DIS")
     images.add_argument(
         "--sampler",
-        choices=("pc", "ode", "ddpm", "edm", "cm"),
+        choices=("pc", "ode", "ddpm", "edm", "cm", "ancestral", "ddim"),
         help="image score runs: pc (default) or ode; calo runs: ddpm (100 steps), edm (25 Heun steps, "
-        "default) or cm (the consistency-distilled stage, 1 step)",
+        "default) or cm (the consistency-distilled stage, 1 step); DIS runs: ancestral (learned "
+        "variance) or ddim (default: the run config's)",
     )
     calo = parser.add_argument_group("calorimeter showers (--per-class = number of showers)")
     calo.add_argument("--energy", type=float, help="fixed incident energy [GeV] (default: uniform 10-90)")

@@ -5,7 +5,7 @@
 * :mod:`gsgm.config.registry`: the ``"family"`` key of every file, :func:`load_any_config`, and
   :func:`register_config_family` for new families.
 * :mod:`gsgm.config.training`: field types shared by the families' optimisation sections.
-* :mod:`gsgm.config.fpcd`, :mod:`gsgm.config.jet_images`: the two families' sections.
+* :mod:`gsgm.config.fpcd`, :mod:`gsgm.config.jet_images`, :mod:`gsgm.config.dis`: the families' sections.
 
 Everything public is importable from ``gsgm.config``. This package is the bottom layer: it imports
 nothing from gsgm.data, gsgm.models, gsgm.diffusion or gsgm.training.
@@ -13,6 +13,7 @@ nothing from gsgm.data, gsgm.models, gsgm.diffusion or gsgm.training.
 
 from gsgm.config.base import ConfigError, Section, read_config_json, validate_section
 from gsgm.config.calo import CALO_FAMILY, CaloConfig
+from gsgm.config.dis import DisConfig, DisUNetConfig, load_dis_config, save_dis_config
 from gsgm.config.fpcd import (
     DataConfig,
     EmbeddingConfig,
@@ -69,6 +70,8 @@ __all__ = [
     "ConfigError",
     "ConsistencyConfig",
     "DataConfig",
+    "DisConfig",
+    "DisUNetConfig",
     "EmbeddingConfig",
     "FPCDConfig",
     "ImageDataConfig",
@@ -96,6 +99,7 @@ __all__ = [
     "images_config_to_dict",
     "load_any_config",
     "load_config",
+    "load_dis_config",
     "load_images_config",
     "read_config_json",
     "register_config_family",
@@ -103,6 +107,7 @@ __all__ = [
     "resolve_from_data",
     "save_any_config",
     "save_config",
+    "save_dis_config",
     "save_images_config",
     "validate_config",
     "validate_images_config",

@@ -19,7 +19,13 @@ from gsgm.diffusion.samplers import learned_log_variance
 from gsgm.diffusion.schedules import DiscreteCosineSchedule
 from gsgm.diffusion.tensors import as_float_tensor, expand_like
 
-__all__ = ["discretized_gaussian_log_likelihood", "gaussian_kl", "hybrid_loss", "vlb_terms"]
+__all__ = [
+    "discretized_gaussian_log_likelihood",
+    "gaussian_kl",
+    "hybrid_loss",
+    "hybrid_loss_terms",
+    "vlb_terms",
+]
 
 _LOG2 = math.log(2.0)
 
@@ -134,3 +140,21 @@ def hybrid_loss(
     detached = Prediction(tf.stop_gradient(prediction.x0), None, prediction.variance_weight)
     l_vlb = float(schedule.num_steps) * tf.reduce_mean(vlb_terms(detached, x, z_t, t, schedule))
     return l_simple + vlb_weight * l_vlb, l_simple, l_vlb
+
+
+def hybrid_loss_terms(
+    prediction: Prediction, x, z_t, t, noise, schedule: DiscreteCosineSchedule
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-example ``(L_simple [B], L_(t-1) [B])`` of :func:`hybrid_loss`, for weighted estimates.
+
+    ``L_simple`` is the per-example mean squared error of the noise; ``L_(t-1)`` the vlb term in bits
+    per dimension (:func:`vlb_terms`) with the data estimate detached, so that it trains the variance
+    only. ``hybrid_loss`` is ``mean(L_simple) + lambda T mean(L_(t-1))``; with importance-sampled t
+    (:mod:`gsgm.diffusion.importance`) weight both by ``1 / (T p_t)`` before the means.
+    """
+    if prediction.eps is None:
+        raise ValueError("hybrid_loss_terms needs the denoiser's eps prediction (EpsDenoiser)")
+    x = as_float_tensor(x)
+    l_simple = _mean_over_elements(tf.square(as_float_tensor(noise, x.dtype) - prediction.eps))
+    detached = Prediction(tf.stop_gradient(prediction.x0), None, prediction.variance_weight)
+    return l_simple, vlb_terms(detached, x, z_t, t, schedule)

@@ -121,8 +121,9 @@ _LOADED: set[str] = set()
 def _register_builtin() -> None:
     """Register the families shipped with gsgm and the plugins (imported lazily: they pull in TensorFlow)."""
     if "fpcd" not in _REGISTRY:
-        from gsgm.families import calo, fpcd, jet_images, phase_space
+        from gsgm.families import calo, dis, fpcd, jet_images, phase_space
 
+        register_family(dis.DIS)
         register_family(fpcd.FPCD)
         register_family(calo.CALO)
         register_family(jet_images.JET_IMAGE_SCORE)

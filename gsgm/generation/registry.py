@@ -31,9 +31,11 @@ def _register_builtin() -> None:
     if "fpcd" in _SAMPLERS:
         return
     from gsgm.generation.calo import sample_showers_to_file
+    from gsgm.generation.dis import sample_dis
     from gsgm.generation.phase_space import sample_phase_space
     from gsgm.generation.runs import sample_images_to_file, sample_jets_to_directory
 
+    register_sampler("dis", sample_dis)
     register_sampler("fpcd", sample_jets_to_directory)
     register_sampler("jet_image_score", sample_images_to_file)
     register_sampler("jet_image_consistency", sample_images_to_file)

@@ -171,6 +171,10 @@ class Distributed:
         """Every rank's ``obj`` (picklable), in rank order."""
         return [obj]
 
+    def allgather_tensor(self, tensor: Any) -> Any:
+        """Every rank's ``tensor`` concatenated along axis 0 in rank order (in graphs too)."""
+        return tensor
+
     def broadcast_object(self, obj: Any) -> Any:
         """Rank 0's ``obj`` (picklable) on every rank."""
         return obj
@@ -248,6 +252,9 @@ class HorovodDistributed(Distributed):
 
     def allgather_object(self, obj: Any) -> list[Any]:
         return list(self._hvd.allgather_object(obj))
+
+    def allgather_tensor(self, tensor: Any) -> Any:
+        return self._hvd.allgather(tensor, name="gsgm_allgather_tensor")
 
     def broadcast_object(self, obj: Any) -> Any:
         return self._hvd.broadcast_object(obj, root_rank=0)
