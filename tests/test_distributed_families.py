@@ -1,6 +1,6 @@
 """Horovod for every family, not only FPCD training: jet-image training and progressive distillation under
 `horovodrun -np 2` (identical weights on the ranks, disjoint data, a no-allreduce negative control),
-calorimeter-shower training,
+calorimeter-shower and DIS-image training,
 and KerasTuner on a jet-image family."""
 
 from __future__ import annotations
@@ -129,4 +129,23 @@ def test_horovodrun_trains_a_calo_model(tmp_path):
     dump, lonely = run("averaged"), run("lonely", "--debug-no-allreduce")
     metadata = json.loads((tmp_path / "averaged" / "metadata.json").read_text())
     assert metadata["family"] == "calo" and metadata["num_ranks"] == 2
+    check_ranks(dump, lonely, epochs=2, num_train=metadata["num_train"])
+
+
+def test_horovodrun_trains_a_dis_model_with_a_shared_importance_history(tmp_path):
+    """The DIS family under Horovod: identical weights, including the allgathered L_t^2 history of the
+    importance sampler (stored as weights), and disjoint shards."""
+    from test_dis_family import tiny_config as tiny_dis_config
+
+    config = tiny_dis_config(tmp_path, epochs=2, num_steps=20)
+
+    def run(name: str, *extra: str) -> Path:
+        out, dump = tmp_path / name, tmp_path / f"{name}-dump"
+        launch(tmp_path, "scripts/train.py", "--config", str(config), "--data", "builtin", "--out", str(out),
+               "--verbose", "0", "--debug-dump", str(dump), *extra)  # fmt: skip
+        return dump
+
+    dump, lonely = run("averaged"), run("lonely", "--debug-no-allreduce")
+    metadata = json.loads((tmp_path / "averaged" / "metadata.json").read_text())
+    assert metadata["family"] == "dis" and metadata["num_ranks"] == 2
     check_ranks(dump, lonely, epochs=2, num_train=metadata["num_train"])
