@@ -227,7 +227,8 @@ def batched_efps(
     return out
 
 
-def w1efp_columns() -> list[int]:
+@cache
+def w1efp_columns() -> tuple[int, ...]:
     """Columns of the FPD/KPD set (d <= 4) that are W1EFP's graphs (n = 4, d = 4, prime), in W1EFP's order.
 
     W1EFP's 5 graphs are a subset of the 36, so one computation of the 36 serves both metrics.
@@ -241,4 +242,4 @@ def w1efp_columns() -> list[int]:
         if key not in canonical:
             raise ValueError(f"W1EFP graph {graph} is not in the FPD/KPD set")
         columns.append(canonical.index(key))
-    return columns
+    return tuple(columns)

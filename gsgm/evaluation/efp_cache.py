@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsgm.evaluation.efp import FPD_KPD_EFPSET_ARGS, batched_efps, w1efp_columns
+from gsgm.evaluation.efp import FPD_KPD_EFPSET_ARGS, batched_efps
 
 __all__ = ["CACHE_VERSION", "FeatureCache", "default_cache_dir", "particles_sha256"]
 
@@ -65,10 +65,6 @@ class FeatureCache:
         if key not in self.features:
             self.features[key] = self._load_or_compute(particles, persistent and self.directory is not None)
         return self.features[key]
-
-    def w1efp_features(self, particles: np.ndarray, persistent: bool = False) -> np.ndarray:
-        """W1EFP's 5 EFPs [N, 5] (columns of the 36, in jetnet's W1EFP order)."""
-        return self.get(particles, persistent)[:, w1efp_columns()]
 
     def _load_or_compute(self, particles: np.ndarray, persistent: bool) -> np.ndarray:
         path = None

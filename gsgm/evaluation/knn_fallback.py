@@ -28,7 +28,15 @@ from collections.abc import Iterator
 __all__ = ["knn_graph", "provide_torch_cluster", "torch_cluster_installed"]
 
 
-def knn_graph(x, k: int, batch=None, loop: bool = False, flow: str = "source_to_target", **unused):
+def knn_graph(
+    x,
+    k: int,
+    batch=None,
+    loop: bool = False,
+    flow: str = "source_to_target",
+    cosine: bool = False,
+    num_workers: int = 1,
+):
     """Edges [2, E] (int64) from every node to its ``k`` nearest nodes of the same batch entry.
 
     Args:
@@ -37,9 +45,13 @@ def knn_graph(x, k: int, batch=None, loop: bool = False, flow: str = "source_to_
         batch: [N] int64 batch entry of each node, sorted (None: one entry).
         loop: include the node itself among its neighbours.
         flow: "source_to_target" (row 0 = neighbours, row 1 = centres) or "target_to_source".
+        cosine: torch-cluster's cosine distance; not provided (an error, never silently Euclidean).
+        num_workers: accepted for torch-cluster's signature; the dense search needs no workers.
     """
     import torch
 
+    if cosine:
+        raise NotImplementedError("the knn_graph fallback computes Euclidean neighbours only (cosine=True)")
     if flow not in ("source_to_target", "target_to_source"):
         raise ValueError(f"flow must be 'source_to_target' or 'target_to_source', got {flow!r}")
     num_nodes = x.shape[0]
