@@ -7,6 +7,8 @@ PIP := $(PY) -m pip
 # Prefer wheels everywhere: pythia8mc and friends otherwise compile for a long time.
 PIP_INSTALL := $(PIP) install --prefer-binary --constraint constraints.txt
 DEMO_RUN ?= runs/quick
+# pytest-xdist workers for `make test` (the suite is mostly single-threaded Python and small TF ops).
+TEST_WORKERS ?= 2
 # TensorFlow's C++ start-up chatter hides the output that matters.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -63,7 +65,8 @@ test: install install-distributed
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
 	# The import direction of the layers (contracts in setup.cfg [importlinter]).
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	# --dist loadgroup: the horovodrun tests (xdist_group "horovod") run one at a time on one worker.
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots

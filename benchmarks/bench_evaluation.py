@@ -71,7 +71,18 @@ def previous_pair(truth, gen, jet_class: str, config: EvaluationConfig) -> dict[
         values["w1efp"] = float(np.mean(means))
         truth_features = get_fpd_kpd_jet_features(truth.particles[..., :3])
         gen_features = get_fpd_kpd_jet_features(gen.particles[..., :3])
-    values["fpnd"] = M.fpnd(gen.particles, jet_class, config.fpnd_batch_size).mean
+    if M.fpnd(gen.particles[:2], jet_class).available:
+        from jetnet.evaluation import fpnd as jetnet_fpnd
+
+        from gsgm.evaluation.knn_fallback import provide_torch_cluster
+
+        # jetnet's sparse ParticleNet pass (batch size 256, as gsgm called it before the dense one)
+        with provide_torch_cluster(), quiet_jetnet_warnings():
+            values["fpnd"] = float(
+                jetnet_fpnd(
+                    np.ascontiguousarray(gen.particles[..., :3]), jet_class, batch_size=256, use_tqdm=False
+                )
+            )
     cov, mmd = M.cov_mmd(
         truth.particles, gen.particles, config.cov_mmd_jets, config.cov_mmd_batches, config.seed
     )

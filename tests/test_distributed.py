@@ -367,6 +367,7 @@ def final_weights(dump: Path, rank: int) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("horovod")  # two ranks each: one such test at a time
 def test_horovodrun_two_ranks_average_gradients(tmp_path):
     out, dump = horovod_train(tmp_path, "averaged")
     rank0, rank1 = final_weights(dump, 0), final_weights(dump, 1)

@@ -22,7 +22,8 @@ from gsgm.families.fpcd import train
 from gsgm.families.jet_images import JET_IMAGE_SCORE
 from gsgm.training.tuning import run_search
 
-pytestmark = pytest.mark.slow
+# two Horovod ranks per test: these share one xdist worker with the other horovodrun tests
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("horovod")]
 
 REPO = Path(__file__).resolve().parents[1]
 

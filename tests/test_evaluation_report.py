@@ -167,6 +167,32 @@ def test_progress_callback_follows_the_metric_stages(gen_all):
     assert seen == metric_stages(config.metrics) == ["w1m", "cov_mmd"]
 
 
+def test_floor_is_computed_once_per_truth_and_settings(gen_all, tmp_path):
+    """The second evaluation against the same truth reads the floor (FPND, COV/MMD, W1s) from disk."""
+    comparison = load_comparison("builtin", [("a", gen_all)], classes="t", jets_per_class=80)
+    config = EvaluationConfig(jets_per_class=80, bootstrap=2, cov_mmd_batches=2, cov_mmd_jets=20)
+    first_log: list[str] = []
+    first = evaluate_comparison(comparison, config, log=first_log.append, feature_cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("floor-*.json"))) == 1
+    assert not any("read from the evaluation cache" in line for line in first_log)
+    second_log: list[str] = []
+    second = evaluate_comparison(comparison, config, log=second_log.append, feature_cache_dir=tmp_path)
+    assert any("class t, floor: read from the evaluation cache" in line for line in second_log)
+    assert second["classes"]["t"]["floor"] == first["classes"]["t"]["floor"]
+    assert second["classes"]["t"]["models"] == first["classes"]["t"]["models"]
+    # other settings (or another truth) are another floor, never a stale one
+    other = EvaluationConfig(jets_per_class=80, bootstrap=2, cov_mmd_batches=2, cov_mmd_jets=20, seed=1)
+    evaluate_comparison(comparison, other, feature_cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("floor-*.json"))) == 2
+    # an unreadable floor file is recomputed
+    for path in tmp_path.glob("floor-*.json"):
+        path.write_text("{truncated")
+    third_log: list[str] = []
+    third = evaluate_comparison(comparison, config, log=third_log.append, feature_cache_dir=tmp_path)
+    assert not any("read from the evaluation cache" in line for line in third_log)
+    assert third["classes"]["t"]["floor"] == first["classes"]["t"]["floor"]
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [

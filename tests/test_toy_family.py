@@ -141,6 +141,7 @@ def test_the_gsgm_command_samples_a_toy_run(trained_toy, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("horovod")  # two ranks each: one such test at a time
 def test_horovodrun_two_ranks_train_the_toy_family(tmp_path):
     launcher = horovodrun_path()
     config = toy_config_file(tmp_path, epochs=2)

@@ -181,6 +181,7 @@ def test_tiny_search_exports_a_config_that_trains_and_can_be_continued(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("horovod")  # two ranks each: one such test at a time
 def test_search_under_horovod_rank_zero_owns_the_tuner(tmp_path):
     try:
         import horovod.tensorflow  # noqa: F401

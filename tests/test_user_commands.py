@@ -121,6 +121,7 @@ def test_train_without_arguments_explains_missing_jetnet(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("horovod")  # two ranks each: one such test at a time
 def test_horovodrun_train_with_only_environment_variables(tmp_path):
     launcher = horovodrun_path()
     data = small_jetnet_dir(tmp_path / "jetnet")

@@ -58,11 +58,13 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feature-cache",
         metavar="DIR",
-        help="keep the truth samples' EFPs here between evaluations "
+        help="keep the truth samples' EFPs and the truth-vs-truth floors here between evaluations "
         "(default $GSGM_CACHE_DIR/efp or ~/.cache/gsgm/efp)",
     )
     parser.add_argument(
-        "--no-feature-cache", action="store_true", help="compute the truth samples' EFPs in memory only"
+        "--no-feature-cache",
+        action="store_true",
+        help="compute the truth samples' EFPs and the floors in memory only",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gsgm.data.jetnet_format import CLASS_NAMES
-from gsgm.evaluation.efp_cache import FeatureCache
+from gsgm.evaluation.efp_cache import FeatureCache, floor_key
 from gsgm.evaluation.jetnet_compat import fpnd_status
 from gsgm.evaluation.metrics import (
     METRICS,
@@ -133,7 +133,17 @@ def evaluate_comparison(
                 log(f"class {jet_class}, {label}: {spent}")
             return results_to_dict(results)
 
-        floor = compare("floor", samples.truth_floor, gen_is_truth=True)
+        key = _floor_cache_key(samples, jet_class, config)
+        floor = cache.load_floor(key)
+        if floor is None:
+            floor = compare("floor", samples.truth_floor, gen_is_truth=True)
+            cache.store_floor(key, floor)
+        else:
+            stage_done = tracker(jet_class, "floor (cached)")
+            for stage in stages:
+                stage_done(stage)
+            if log:
+                log(f"class {jet_class}, floor: read from the evaluation cache ({cache.directory})")
         models = {label: compare(label, gen) for label, gen in samples.generated.items()}
         classes[jet_class] = {
             "jets_per_sample": samples.n,
@@ -192,6 +202,20 @@ def evaluate_comparison(
         "notes": notes,
         "timing_s": timings,
     }
+
+
+def _floor_cache_key(samples, jet_class: str, config: EvaluationConfig) -> str:
+    """What the floor of one class depends on: both truth halves (particles and jets) and the settings."""
+    settings = {
+        "class": jet_class,
+        "bootstrap": config.bootstrap,
+        "cov_mmd_batches": config.cov_mmd_batches,
+        "cov_mmd_jets": config.cov_mmd_jets,
+        "seed": config.seed,
+        "metrics": list(config.metrics),
+    }
+    truth, floor = samples.truth, samples.truth_floor
+    return floor_key([truth.particles, truth.jets, floor.particles, floor.jets], settings)
 
 
 # --------------------------------------------------------------------------------------------------
