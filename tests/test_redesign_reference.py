@@ -51,9 +51,15 @@ def reference() -> dict[str, np.ndarray]:
 
 
 def check(reference, out: dict, atol: float = ATOL) -> None:
+    """``atol`` is per unit of the array's largest |value|: float32 round-off (oneDNN's reduction order
+    depends on the threads a process gets) grows with the magnitude, e.g. 1.1e-6 on U-Net samples of
+    size 5 after several predictor-corrector steps."""
     assert out, "nothing recomputed"
     for key, value in out.items():
-        np.testing.assert_allclose(np.asarray(value), reference[key], rtol=RTOL, atol=atol, err_msg=key)
+        scale = max(1.0, float(np.max(np.abs(reference[key]), initial=0.0)))
+        np.testing.assert_allclose(
+            np.asarray(value), reference[key], rtol=RTOL, atol=atol * scale, err_msg=key
+        )
 
 
 def test_ddim_and_distillation_targets_with_exact_denoiser(reference):
