@@ -142,3 +142,25 @@ def test_bad_arguments_are_one_line_errors():
         sarge_events(np.random.default_rng(0), 5, 4, 0.5)
     with pytest.raises(ValueError, match="number of events"):
         sample_antenna(0, seed=1)
+
+
+def test_eq_24_rests_on_the_exact_law_of_one_thermal_pair():
+    """Appendix B's building block, sampled directly: two independent particles with Gamma(2, 1/(2N))
+    energies and isotropic directions have P(2 p1.p2 > y) = (W^2 / 2) K_2(W), W = 2N sqrt(y); eq. 24
+    (the minimum over pairs taken as independent) is normalised."""
+    from scipy import integrate
+
+    from gsgm.data.phase_space_analytic import thermal_pair_survival, y_density_uniform_large_n
+
+    n = 10
+    total = integrate.quad(lambda y: y_density_uniform_large_n(y, n), 0, 0.05, limit=200)[0]
+    assert total == pytest.approx(1, abs=1e-6)
+    rng = np.random.default_rng(4)
+    energy = rng.gamma(2.0, 1.0 / (2 * n), size=(50_000, 2))
+    direction = rng.normal(size=(50_000, 2, 3))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    p = np.concatenate([energy[..., None], energy[..., None] * direction], axis=-1)
+    y = pair_invariants(p)[:, 0]
+    assert stats.kstest(y, lambda v: 1.0 - thermal_pair_survival(v, n)).pvalue > 1e-3
+    # negative control: the law of N = 8 thermal particles is another one
+    assert stats.kstest(y, lambda v: 1.0 - thermal_pair_survival(v, 8)).pvalue < 1e-6
