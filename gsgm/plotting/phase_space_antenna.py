@@ -45,7 +45,7 @@ def plot_antenna(
         grid = np.linspace(0, 0.5, 400)
         for ax, key, bins in zip(
             axes, ("E", "E_max", "log10_E_min"),
-            (np.linspace(0, 0.5, 41), np.linspace(0, 0.5, 41), np.linspace(-6, np.log10(0.1), 41)),
+            (np.linspace(0, 0.5, 41), np.linspace(0, 0.5, 41), np.linspace(-4.5, np.log10(0.1), 41)),
             strict=True,
         ):  # fmt: skip
             for label, _, color, style in samples:
@@ -53,6 +53,7 @@ def plot_antenna(
         axes[0].plot(grid, uniform_energy_density(grid, n_particles), color="k", linewidth=0.8,
                      label="uniform (app. B)")  # fmt: skip
         axes[0].set_yscale("log")
+        axes[0].set_ylim(1e-3, None)  # the analytic curve falls to 0 at E = 1/2
         for ax, xlabel in zip(
             axes, ("$E$ (every particle)", r"$E_\max$", r"$\log_{10} E_\min$"), strict=True
         ):
@@ -70,6 +71,7 @@ def plot_antenna(
         ax.plot(np.log10(centres), y_density_uniform_large_n(centres, n_particles) * centres * np.log(10),
                 color="k", linestyle="--", linewidth=0.8, label="eq. 24 (uniform, large N)")  # fmt: skip
         ax.set_yscale("log")
+        ax.set_ylim(1e-4, None)  # eq. 24 falls off a cliff towards y's end point
         ax.set_xlabel(r"$\log_{10} y,\ y = \min_{i<j} 2 p_i \cdot p_j$")
         ax.legend(fontsize=9)
         figures["y"] = fig
