@@ -206,6 +206,13 @@ def test_make_phase_space_errors_are_one_line(tmp_path):
     result = _gsgm("make-phase-space", "--process", "qqg", "--events", "10", "--seed", "1",
                    "--y-min", "0.5", "--out", str(tmp_path / "x.hdf5"))  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: y_min")
+    result = _gsgm("make-phase-space", "--process", "antenna", "--events", "10", "--seed", "1",
+                   "--xi-max", "0.5", "--out", str(tmp_path / "x.hdf5"))  # fmt: skip
+    assert (
+        result.returncode == 2
+        and result.stderr.strip().splitlines()[-1] == "error: xi_max must exceed 1, got 0.5"
+    )
+    assert not (tmp_path / "x.hdf5").exists()
 
 
 @pytest.mark.slow

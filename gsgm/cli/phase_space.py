@@ -78,6 +78,8 @@ EVALUATE_DESCRIPTION = """Compare generated phase-space events with truth (phase
 Writes OUT/metrics.json and OUT/metrics.md: W1 of the Dalitz log-density, energies, Rosenblatt
 variables (eq. 16), y (eq. 18) and angles for every --gen file and for a disjoint truth sample (the
 floor), and the conservation-violation table. The truth file is halved: one half is the reference.
+For antenna (N = 10) truth files: W1 of the pooled energies, hardest and softest energy, log10 y,
+log10 s_ij, log10 max s / min s and the angles, and the fraction outside the truth's cut (section IV).
 
 Example:
     gsgm evaluate phase-space --truth runs/muon_truth.hdf5 --gen runs/ps_muon/samples.hdf5 \\
@@ -86,7 +88,8 @@ Example:
 
 PLOT_DESCRIPTION = """Figures of phase-space samples: Dalitz plots (truth, models, uniform), energy marginals
 with analytic curves, angles, Dalitz log-density, Rosenblatt variables, y against eqs. 19-20, and the
-conservation violation (PNG and PDF in OUT).
+conservation violation (PNG and PDF in OUT). Antenna (N = 10) files: energies, y against eq. 24,
+pair invariants and the cut variable, angles, conservation.
 
 Example:
     gsgm plot phase-space --truth runs/muon_truth.hdf5 --gen runs/ps_muon/samples.hdf5 \\
