@@ -30,3 +30,22 @@ def test_report_ranks_truth_uniform_and_broken_events(tmp_path):
     assert "smeared" in format_markdown(report)
     with pytest.raises(ValueError, match="at least 4 truth events"):
         evaluate_phase_space(truth[:3], {}, "muon_decay")
+
+
+def test_antenna_report_separates_truth_from_uniform_phase_space(tmp_path):
+    from gsgm.data.phase_space_files import read_events, resolve_events_path
+    from gsgm.evaluation.phase_space_antenna import ANTENNA_METRICS
+
+    truth, attrs = read_events(resolve_events_path("builtin", "antenna"))
+    assert truth.shape == (1000, 10, 4) and attrs["xi_max"] == 1000.0
+    uniform = rambo(np.random.default_rng(2), 500, 10)
+    report = evaluate_phase_space(truth, {"uniform": uniform}, "antenna", xi_max=attrs["xi_max"], seed=5)
+    floor, flat = report["metrics"]["truth (floor)"], report["metrics"]["uniform"]
+    assert set(floor) == set(ANTENNA_METRICS) and report["metric_keys"] == list(ANTENNA_METRICS)
+    for key in ("log10_y", "log10_s", "log10_ratio", "E_max", "log10_E_min"):  # the singular structure
+        assert flat[key] > 3 * floor[key], key
+    assert flat["cos_theta"] < 0.05  # both isotropic
+    assert report["outside_support"]["truth (floor)"] == 0 and report["outside_support"]["uniform"] > 0.1
+    assert report["conservation"]["uniform"]["momentum_max"] < 1e-12
+    _, md_path = write_report(report, tmp_path / "r")
+    assert "xi_max = 1000" in md_path.read_text() and "| W1 log10_y |" in md_path.read_text()

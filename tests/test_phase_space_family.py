@@ -52,11 +52,22 @@ def tiny_config(
 
 
 @pytest.mark.parametrize(
-    "name", ["phase_space_muon_quick", "phase_space_qqg_quick", "phase_space_muon", "phase_space_qqg"]
-)
+    "name",
+    ["phase_space_muon_quick", "phase_space_qqg_quick", "phase_space_muon", "phase_space_qqg",
+     "phase_space_antenna_quick", "phase_space_antenna"],
+)  # fmt: skip
 def test_shipped_configs_load(name):
     cfg = PHASE_SPACE.load_config(REPO / "configs" / f"{name}.json")
-    assert cfg.name == name and cfg.data.process in ("muon_decay", "qqg")
+    assert cfg.name == name and cfg.data.process in ("muon_decay", "qqg", "antenna")
+    # the antenna (N = 10) takes the permutation-equivariant transformer, the 3-particle ones the MLP
+    assert cfg.model.network == ("transformer" if cfg.data.process == "antenna" else "mlp")
+
+
+def test_run_directories_from_before_the_antenna_still_load(tmp_path):
+    data = json.loads((REPO / "configs" / "phase_space_muon_quick.json").read_text())
+    del data["data"]["xi_max"], data["model"]["network"], data["model"]["num_heads"]
+    cfg = PHASE_SPACE.config_from_dict({k: v for k, v in data.items() if k != "family"})
+    assert cfg.model.network == "mlp"
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -161,10 +172,47 @@ def _gsgm(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                           env=env, timeout=timeout, cwd=REPO)  # fmt: skip
 
 
+def antenna_config(tmp_path: Path, epochs: int = 1) -> Path:
+    cfg = PhaseSpaceConfig(
+        name="tiny-antenna",
+        description="seconds on a CPU",
+        data=PhaseSpaceData(process="antenna", num_events=300, xi_max=1000.0, embedding="continuous"),
+        model=PhaseSpaceModel(network="transformer", width=16, depth=1, num_heads=2, time_dim=8),
+        diffusion=PhaseSpaceDiffusion(num_steps=20, step_min=0.02, step_max=0.1, gaussian_steps=5),
+        training=PhaseSpaceTraining(
+            batch_size=128, epochs=epochs, early_stopping_patience=epochs, ema_decay=0.9
+        ),
+        sampling=PhaseSpaceSampling(num_steps=6),
+    )
+    path = tmp_path / f"antenna-{epochs}.json"
+    PHASE_SPACE.save_config(cfg, path)
+    return path
+
+
+def test_a_trained_for_seconds_antenna_transformer_samples_valid_events(tmp_path):
+    run = train_run(PHASE_SPACE, antenna_config(tmp_path), "builtin", tmp_path / "a", verbose=0)
+    assert np.isfinite(RunDirectory(run.path).read_history()[0]["val_loss"])
+    model, _ = PHASE_SPACE.load_run(run.path)
+    assert model.net.name == "phase_space_transformer"
+    result = sample_run(run.path, tmp_path / "a.hdf5", 100, seed=3)
+    events, attrs = read_events(result.path)
+    assert events.shape == (100, 10, 4) and attrs["process"] == "antenna" and attrs["xi_max"] == 1000.0
+    np.testing.assert_allclose(events.sum(axis=1), np.tile([1.0, 0, 0, 0], (100, 1)), atol=1e-12)
+    again, _ = read_events(sample_run(run.path, tmp_path / "b.hdf5", 100, seed=3).path)
+    np.testing.assert_array_equal(events, again)
+
+
 def test_make_phase_space_errors_are_one_line(tmp_path):
     result = _gsgm("make-phase-space", "--process", "qqg", "--events", "10", "--seed", "1",
                    "--y-min", "0.5", "--out", str(tmp_path / "x.hdf5"))  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: y_min")
+    result = _gsgm("make-phase-space", "--process", "antenna", "--events", "10", "--seed", "1",
+                   "--xi-max", "0.5", "--out", str(tmp_path / "x.hdf5"))  # fmt: skip
+    assert (
+        result.returncode == 2
+        and result.stderr.strip().splitlines()[-1] == "error: xi_max must exceed 1, got 0.5"
+    )
+    assert not (tmp_path / "x.hdf5").exists()
 
 
 @pytest.mark.slow
@@ -188,3 +236,28 @@ def test_train_sample_evaluate_plot_with_the_gsgm_command(tmp_path):
     assert report["process"] == "qqg" and set(report["metrics"]) == {"truth (floor)", "q"}
     assert report["conservation"]["q"]["momentum_max"] < 1e-12
     assert (tmp_path / "plots" / "dalitz.png").is_file() and (tmp_path / "plots" / "y.png").is_file()
+
+
+@pytest.mark.slow
+def test_antenna_train_sample_evaluate_plot_with_the_gsgm_command(tmp_path):
+    truth, gen = str(tmp_path / "t.hdf5"), str(tmp_path / "g.hdf5")
+    steps = [
+        ("make-phase-space", "--process", "antenna", "--xi-max", "1000", "--events", "400", "--seed", "4",
+         "--out", truth),
+        ("train", "--config", str(antenna_config(tmp_path, epochs=2)), "--data", truth,
+         "--out", str(tmp_path / "run"), "--verbose", "0"),
+        ("sample", "--run", str(tmp_path / "run"), "--per-class", "200", "--out", gen),
+        ("evaluate", "phase-space", "--truth", truth, "--gen", gen, "--label", "q",
+         "--out", str(tmp_path / "eval")),
+        ("plot", "phase-space", "--truth", truth, "--gen", gen, "--label", "q",
+         "--out", str(tmp_path / "plots")),
+    ]  # fmt: skip
+    for args in steps:
+        result = _gsgm(*args)
+        assert result.returncode == 0, (args, result.stderr[-3000:])
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["process"] == "antenna" and report["xi_max"] == 1000.0
+    assert report["conservation"]["q"]["momentum_max"] < 1e-12 and "log10_y" in report["metrics"]["q"]
+    assert all(
+        (tmp_path / "plots" / f"{name}.png").is_file() for name in ("energies", "y", "invariants", "angles")
+    )

@@ -14,7 +14,7 @@ E_i = |p_i| and conserve nothing by construction.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from gsgm.config.base import NonNegativeInt, PositiveFloat, PositiveInt, Section, invalid
 from gsgm.config.registry import register_config_family
@@ -47,13 +47,18 @@ METHODS: tuple[str, ...] = ("qspace_diffusion", "qspace_flow", "pspace_diffusion
 
 
 class PhaseSpaceData(Section):
-    """process: muon_decay | qqg; ``num_events`` generated from ``seed`` (``--data generated``);
-    ``y_min``: the qqg cut s_ij > y_min; ``embedding``: single | copies | continuous | identity
+    """process: muon_decay | qqg (N = 3) | antenna (N = 10, eq. 21); ``num_events`` generated from
+    ``seed`` (``--data generated``); ``y_min``: the qqg cut s_ij > y_min; ``xi_max``: the antenna's
+    cut max s_ij <= xi_max min s_ij; ``embedding``: single | copies | continuous | identity
     (section II.4) with ``copies`` transformations for "copies", drawn from ``embedding_seed``."""
 
-    process: Literal["muon_decay", "qqg"] = "muon_decay"
+    # run directories written before the antenna existed have no xi_max (their process never reads it)
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("xi_max",)
+
+    process: Literal["muon_decay", "qqg", "antenna"] = "muon_decay"
     num_events: PositiveInt = 20_000
     y_min: PositiveFloat = 0.01
+    xi_max: PositiveFloat = 1000.0
     seed: Seed = 0
     embedding: Literal["single", "copies", "continuous", "identity"] = "single"
     copies: PositiveInt = 1
@@ -62,19 +67,29 @@ class PhaseSpaceData(Section):
     def check(self) -> None:
         if self.y_min >= 1.0 / 3.0:
             raise invalid("y_min", f"must be < 1/3, got {self.y_min}")
+        if self.xi_max <= 1.0:
+            raise invalid("xi_max", f"must exceed 1, got {self.xi_max}")
         if self.embedding != "copies" and self.copies != 1:
             raise invalid("copies", f"applies to embedding 'copies' only; set 1 for {self.embedding!r}")
 
 
 class PhaseSpaceModel(Section):
-    """method (see the module docstring); MLP ``width``, ``depth``, ``time_dim`` (appendix A: 256, 4, 64);
+    """method (see the module docstring); ``network``: mlp (appendix A.1, N = 3) or transformer
+    (permutation equivariant, appendix A.2's choice for N = 10); ``width``, ``depth``: the MLP's hidden
+    width and layers (appendix A: 256, 4) or the transformer's latent dimension and blocks (PET small:
+    128, 8), ``num_heads`` its attention heads (must divide ``width``); ``time_dim`` (64);
     ``time_weighting`` of the q-space diffusion loss: uniform, or step_size (weight gamma_t / mean gamma,
     towards late times); ``loss`` of q-space diffusion: noise (appendix A.2, eq. 28) or implicit
     (implicit score matching, eq. 5)."""
 
+    # run directories written before the transformer existed are MLP runs: these keys default to that
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("network", "num_heads")
+
     method: Method = "qspace_diffusion"
+    network: Literal["mlp", "transformer"] = "mlp"
     width: PositiveInt = 256
     depth: PositiveInt = 4
+    num_heads: PositiveInt = 8
     time_dim: PositiveInt = 64
     time_weighting: Literal["uniform", "step_size"] = "step_size"
     loss: Literal["noise", "implicit"] = "noise"
@@ -84,6 +99,8 @@ class PhaseSpaceModel(Section):
             raise invalid("loss", f"'implicit' applies to method qspace_diffusion, not {self.method!r}")
         if self.time_dim % 2:
             raise invalid("time_dim", f"must be even, got {self.time_dim}")
+        if self.network == "transformer" and self.width % self.num_heads:
+            raise invalid("num_heads", f"must divide width ({self.width}), got {self.num_heads}")
 
 
 class PhaseSpaceDiffusion(Section):

@@ -7,7 +7,11 @@
 * the Rosenblatt transform (eq. 16): u1 = F(E1), u2 = F(E2 | E1), uniform on [0, 1]^2 for the true law;
 * the observable y = min_{i<j} 2 p_i.p_j (eq. 18): uniform 3-body phase space p(y) = 6 (1 - 3y)
   (eq. 20, derived in appendix B), and for q qbar g the O(alpha_s) thrust distribution with tau = y
-  (eq. 19, Ellis-Stirling-Webber eq. 3.43), normalised on (y_min, 1/3).
+  (eq. 19, Ellis-Stirling-Webber eq. 3.43), normalised on (y_min, 1/3);
+* y on uniform N-particle phase space at large N (eq. 24, appendix B eqs. 32-37): thermal energies
+  E ~ Gamma(2, T = 1/(2N)), independent pairs, so with W = 2N sqrt(y) one pair has
+  P(y_ij > y) = G = (W^2 / 2) K_2(W) and the minimum of the N(N-1)/2 pairs has
+  p(y) = P G^(P-1) N^2 W K_1(W) (derived here: the integrals close on K_1 and K_2).
 
 Densities are for energies [..., 3] arrays; "symmetric" q qbar g means the average over the 6 orders
 of the particles (the events are randomly permuted).
@@ -18,7 +22,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import integrate
+from scipy import integrate, special
 
 from gsgm.data.phase_space_processes import muon_decay_weight, qqg_weight
 
@@ -26,9 +30,11 @@ __all__ = [
     "DalitzLaw",
     "dalitz_law",
     "min_invariant",
+    "thermal_pair_survival",
     "uniform_energy_density",
     "y_density_qqg",
     "y_density_uniform3",
+    "y_density_uniform_large_n",
 ]
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
@@ -54,6 +60,28 @@ def y_density_uniform3(y: np.ndarray) -> np.ndarray:
     """Eq. 20: p(y) = 6 (1 - 3y) on [0, 1/3] for uniform 3-body phase space."""
     y = np.asarray(y, np.float64)
     return np.where((y >= 0) & (y <= 1 / 3), 6.0 * (1.0 - 3.0 * y), 0.0)
+
+
+def thermal_pair_survival(y: np.ndarray, n_particles: int) -> np.ndarray:
+    """P(2 p_1.p_2 > y) for two independent thermal particles (Gamma(2, 1/(2N)) energies, isotropic):
+    (W^2 / 2) K_2(W) with W = 2N sqrt(y) (appendix B eqs. 34-35)."""
+    w = 2.0 * n_particles * np.sqrt(np.clip(np.asarray(y, np.float64), 0.0, None))
+    safe = np.where(w > 0, w, 1.0)
+    return np.where(w > 0, 0.5 * safe**2 * special.kv(2, safe), 1.0)
+
+
+def y_density_uniform_large_n(y: np.ndarray, n_particles: int) -> np.ndarray:
+    """Eq. 24: p(y) of y = min 2 p_i.p_j on uniform N-particle phase space in the thermal (large-N)
+    limit, the N(N-1)/2 pairs treated as independent (appendix B eq. 36; they share particles, so this
+    is an approximation even for thermal particles)."""
+    y = np.asarray(y, np.float64)
+    n = n_particles
+    pairs = n * (n - 1) // 2
+    w = 2.0 * n * np.sqrt(np.clip(y, 0.0, None))
+    safe = np.where(w > 0, w, 1.0)
+    survive = thermal_pair_survival(y, n)
+    density = pairs * survive ** (pairs - 1) * n**2 * safe * special.kv(1, safe)
+    return np.where(w > 0, density, pairs * n**2)  # W K_1(W) -> 1 at W = 0
 
 
 def _thrust_shape(tau: np.ndarray) -> np.ndarray:

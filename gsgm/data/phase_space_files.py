@@ -2,7 +2,7 @@
 
 Root attributes carry the provenance (process, y_min, seed, command; for generated samples method,
 steps, timing). Written under a temporary name and renamed. The shipped sample is
-``gsgm/data/builtin/phase_space/{muon_decay,qqg}.hdf5`` (``builtin``; see the README there).
+``gsgm/data/builtin/phase_space/{muon_decay,qqg,antenna}.hdf5`` (``builtin``; see the README there).
 """
 
 from __future__ import annotations
@@ -63,6 +63,6 @@ def resolve_events_path(spec: str | os.PathLike, process: str | None = None) -> 
     """``builtin`` -> the shipped file of ``process``; anything else is a path."""
     if str(spec) == "builtin":
         if process is None:
-            raise ValueError("'builtin' needs a process (muon_decay or qqg)")
+            raise ValueError("'builtin' needs a process (muon_decay, qqg or antenna)")
         return BUILTIN_DIR / f"{process}.hdf5"
     return Path(spec)

@@ -1,6 +1,6 @@
-"""Training data on massless phase space: muon decay (eq. 15) and e+e- -> q qbar g (eq. 17).
+"""Training data on massless phase space: muon decay (eq. 15), e+e- -> q qbar g (eq. 17), antenna (eq. 21).
 
-Both processes live on 3-particle phase space in the CM frame with total energy 1. Their weights
+The first two processes live on 3-particle phase space in the CM frame with total energy 1. Their weights
 depend on the invariants only, s_ij = 2 p_i . p_j = 1 - 2 E_k (k the third particle), i.e. on the
 point of the Dalitz triangle (E1, E2); uniform phase space is uniform on that triangle times a
 uniform (Haar) orientation of the event plane.
@@ -16,8 +16,9 @@ uniform (Haar) orientation of the event plane.
   (exact, efficiency ~50%), orient the event uniformly and permute the particles at random, as the
   paper symmetrises its MadGraph events. Not included: the anisotropy of the event plane relative to
   the beam (it needs the beam axis and the Z couplings; eq. 17 is Lorentz invariant and carries none).
-* The N = 10 antenna (APS, eq. 21) is not provided: unweighted events need SARGE (Draggiotis,
-  van Hameren, Kleiss 2000); rejection on RAMBO events is hopeless for small cut-offs.
+* The N = 10 antenna (APS, eq. 21) with the ratio cut max s_ij <= xi_max min s_ij: exact events from
+  SARGE (Draggiotis, van Hameren, Kleiss 2000) and rejection, in :mod:`gsgm.data.antenna`; particles
+  randomly permuted.
 
 Same seed, same events. Analytic densities for tests and evaluation are in
 :mod:`gsgm.data.phase_space_analytic`.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gsgm.data.antenna import sample_antenna
 from gsgm.data.rambo import minkowski_dot, rambo
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 #: process name -> number of particles
-PROCESSES: dict[str, int] = {"muon_decay": 3, "qqg": 3}
+PROCESSES: dict[str, int] = {"muon_decay": 3, "qqg": 3, "antenna": 10}
 
 
 def event_invariants(p: np.ndarray) -> np.ndarray:
@@ -134,12 +136,19 @@ def sample_qqg(n_events: int, seed: int, y_min: float = 0.01, batch: int = 100_0
     return np.take_along_axis(events, order[:, :, None], axis=1)
 
 
-def generate_events(process: str, n_events: int, seed: int, y_min: float = 0.01) -> np.ndarray:
-    """[n_events, N, 4] events of ``process`` ("muon_decay" or "qqg"; ``y_min`` for qqg only)."""
+def generate_events(
+    process: str, n_events: int, seed: int, y_min: float = 0.01, xi_max: float = 1000.0
+) -> np.ndarray:
+    """[n_events, N, 4] events of ``process`` ("muon_decay", "qqg" with cut ``y_min``, or "antenna",
+    N = 10, with the ratio cut ``xi_max``)."""
     if n_events < 1:
         raise ValueError(f"number of events must be >= 1, got {n_events}")
     if process == "muon_decay":
         return sample_muon_decay(n_events, seed)
     if process == "qqg":
         return sample_qqg(n_events, seed, y_min)
+    if process == "antenna":
+        if not xi_max > 1.0:
+            raise ValueError(f"xi_max must exceed 1, got {xi_max}")
+        return sample_antenna(n_events, seed, PROCESSES["antenna"], xi_max)
     raise ValueError(f"unknown phase-space process {process!r}; known: {', '.join(PROCESSES)}")

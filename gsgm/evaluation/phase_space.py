@@ -10,7 +10,9 @@ For every model (and for a second truth sample: the truth-vs-truth floor) agains
 * conservation violation (Fig. 14, Table 1): |sum p_vec| and |sum E - 1| (max, mean, median) and the
   mass-shell violation |E^2 - p^2| / E^2.
 
-Arrays in, numbers out; events are [n, 3, 4] (E, px, py, pz) with total energy 1.
+Arrays in, numbers out; events are [n, 3, 4] (E, px, py, pz) with total energy 1. The N = 10
+antenna (process "antenna") has its own observables (:mod:`gsgm.evaluation.phase_space_antenna`)
+in the same report layout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ import numpy as np
 from scipy.stats import wasserstein_distance
 
 from gsgm.data.phase_space_analytic import dalitz_law, min_invariant
+from gsgm.evaluation.phase_space_antenna import (
+    ANTENNA_METRICS,
+    antenna_observables,
+    antenna_report_fields,
+    outside_cut,
+)
 from gsgm.utils.atomic import write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -82,8 +90,10 @@ def _w1(a: np.ndarray, b: np.ndarray) -> float:
     return float(wasserstein_distance(a, b)) if len(a) and len(b) else float("nan")
 
 
-def _compare(sample: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict[str, float]:
-    return {key: _w1(sample[key], reference[key]) for key in METRICS}
+def _compare(
+    sample: dict[str, np.ndarray], reference: dict[str, np.ndarray], keys: tuple[str, ...] = METRICS
+) -> dict[str, float]:
+    return {key: _w1(sample[key], reference[key]) for key in keys}
 
 
 def evaluate_phase_space(
@@ -92,23 +102,26 @@ def evaluate_phase_space(
     process: str,
     *,
     y_min: float = 0.0,
+    xi_max: float = 1000.0,
     max_events: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The report (a JSON-able dict) of ``models`` (label -> events [n, 3, 4]) against ``truth``.
+    """The report (a JSON-able dict) of ``models`` (label -> events [n, N, 4]) against ``truth``.
 
     The truth is shuffled (``seed``) and halved: the first half is the reference every sample is
     compared with, the second half gives the floor. Every sample is cut to the same size n (the
     smallest of the models, the second half and ``max_events``), so the W1s compare like with like.
     """
-    law = dalitz_law(process, y_min if process == "qqg" else 0.0)
+    antenna = process == "antenna"
+    law = None if antenna else dalitz_law(process, y_min if process == "qqg" else 0.0)
     order = np.random.default_rng(seed).permutation(len(truth))
     half = len(truth) // 2
     if half < 2:
         raise ValueError(f"need at least 4 truth events, got {len(truth)}")
     reference, second = truth[order[:half]], truth[order[half:]]
     n = min([len(second), *(len(m) for m in models.values())] + ([max_events] if max_events else []))
-    ref_obs = observables(reference, law)
+    keys = ANTENNA_METRICS if antenna else METRICS
+    ref_obs = antenna_observables(reference) if antenna else observables(reference, law)
     samples = {"truth (floor)": second[:n], **{label: ev[:n] for label, ev in models.items()}}
     report: dict[str, Any] = {
         "process": process,
@@ -118,11 +131,16 @@ def evaluate_phase_space(
         "metrics": {},
         "outside_support": {},
         "conservation": {},
+        **(antenna_report_fields(xi_max) if antenna else {}),
     }
     for label, events in samples.items():
-        obs = observables(events, law)
-        report["metrics"][label] = _compare(obs, ref_obs)
-        report["outside_support"][label] = float(np.mean(~np.isfinite(obs["log_density"])))
+        if antenna:
+            report["metrics"][label] = _compare(antenna_observables(events), ref_obs, keys)
+            report["outside_support"][label] = outside_cut(events, xi_max)
+        else:
+            obs = observables(events, law)
+            report["metrics"][label] = _compare(obs, ref_obs)
+            report["outside_support"][label] = float(np.mean(~np.isfinite(obs["log_density"])))
         report["conservation"][label] = conservation(events)
     return report
 
@@ -131,6 +149,7 @@ def format_markdown(report: dict[str, Any]) -> str:
     """The report as two Markdown tables (W1 per metric; conservation violation)."""
     labels = list(report["metrics"])
     cut = f", y_min = {report['y_min']}" if report.get("y_min") else ""
+    cut += f", xi_max = {report['xi_max']:g}" if report.get("xi_max") else ""
     lines = [
         f"# Phase-space evaluation: {report['process']}{cut}",
         "",
@@ -140,7 +159,7 @@ def format_markdown(report: dict[str, Any]) -> str:
         "| metric | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
     ]
-    for key in METRICS:
+    for key in report.get("metric_keys", METRICS):
         lines.append(
             f"| W1 {key} | " + " | ".join(f"{report['metrics'][lb][key]:.4g}" for lb in labels) + " |"
         )

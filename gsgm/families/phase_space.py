@@ -1,4 +1,7 @@
-"""The ``phase_space`` family: generative models of massless 3-particle phase space (RAMBO q-space).
+"""The ``phase_space`` family: generative models of massless N-particle phase space (RAMBO q-space).
+
+Processes: muon decay and q qbar g (N = 3, MLP score network) and the antenna (N = 10, eq. 21; the
+permutation-equivariant transformer, ``model.network: "transformer"``).
 
 Data (``gsgm train --data``): ``generated`` (the config's ``data`` section: process, number of events,
 seed, cut; same seed, same events), ``builtin`` (the shipped sample of the config's process) or an
@@ -36,6 +39,7 @@ from gsgm.data.rambo import embed, massless, rambo_map
 from gsgm.diffusion.flow_matching import GaussianPrior
 from gsgm.diffusion.qspace import LangevinSchedule
 from gsgm.models.phase_space_mlp import build_phase_space_mlp
+from gsgm.models.phase_space_transformer import build_phase_space_transformer
 from gsgm.training.family import Family, PreparedData
 from gsgm.training.phase_space_model import PhaseSpaceTrainingModel
 from gsgm.training.run_dir import RunDirectory
@@ -61,7 +65,7 @@ def load_process_events(cfg: PhaseSpaceConfig, data: str) -> tuple[np.ndarray, s
     """(events [n, N, 4], description of the source) for ``--data`` generated | builtin | FILE."""
     d = cfg.data
     if data == "generated":
-        return generate_events(d.process, d.num_events, d.seed, d.y_min), "generated"
+        return generate_events(d.process, d.num_events, d.seed, d.y_min, d.xi_max), "generated"
     path = resolve_events_path(data, d.process)
     events, attrs = read_events(path)
     if attrs.get("process") not in (None, d.process):
@@ -157,6 +161,10 @@ class PhaseSpaceFamily(Family):
         m = cfg.model
 
         def build():
+            if m.network == "transformer":
+                return build_phase_space_transformer(
+                    n, m.width, m.depth, m.num_heads, m.time_dim, seed=cfg.training.seed
+                )
             return build_phase_space_mlp(n, m.width, m.depth, m.time_dim, seed=cfg.training.seed)
 
         prior = preprocessing.get("prior")

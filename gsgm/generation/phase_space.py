@@ -57,6 +57,7 @@ def sample_phase_space(
     attrs = {
         "process": cfg.data.process,
         "y_min": cfg.data.y_min,
+        "xi_max": cfg.data.xi_max,
         "method": cfg.model.method,
         "embedding": cfg.data.embedding,
         "steps": steps,
