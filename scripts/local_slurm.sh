@@ -120,7 +120,7 @@ EOF
 
 start_munge() {
     mkdir -p "$STATE/munge"
-    chmod 700 "$STATE/munge"
+    chmod 755 "$STATE/munge"  # the socket is for every user; the key inside stays 0600
     if [[ ! -f "$STATE/munge/munge.key" ]]; then
         (umask 077 && head -c 1024 /dev/urandom >"$STATE/munge/munge.key.tmp")
         mv "$STATE/munge/munge.key.tmp" "$STATE/munge/munge.key"
@@ -152,7 +152,7 @@ cmd_start() {
     node="$(hostname -s)"
     rm -rf "$STATE"
     mkdir -p "$STATE/ctld" "$STATE/slurmd" "$STATE/log"
-    chmod 700 "$STATE"
+    chmod 755 "$STATE"  # users other than root submit too (slurm.conf, munge socket)
     pick_ports
     write_conf "$node"
     start_munge

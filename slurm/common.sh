@@ -92,7 +92,9 @@ gsgm_show_env() {
 # ===================================== SITE ENVIRONMENT =======================================
 # Edit this block for your cluster. Perlmutter: the CUDA toolkit and Cray MPICH that Horovod was
 # built against (HOROVOD_BUILD=gpu scripts/install_horovod.sh, see README "Distributed training"),
-# then the project's Python environment.
+# then the project's Python environment. Run under a real Slurm (one CPU node, Slurm 22.05, Horovod
+# with Open MPI through srun's PMIx) by tests/test_slurm_real.py; the GPU, NCCL and module lines are
+# not verified there (README, "Slurm on this machine").
 gsgm_site_env() {
     if [[ "$DRY_RUN" == 1 ]]; then
         gsgm_log "DRY_RUN: would load modules [$MODULES] and activate [$GSGM_VENV]"
