@@ -25,6 +25,8 @@ from gsgm.config import load_config
 
 __all__ = ["local_slurm"]  # the session fixture, imported for pytest
 
+# Two self-contained tests (the chain of jobs, the two-rank job): under pytest-xdist each worker that
+# runs one starts its own cluster, so nothing is submitted twice even where xdist_group is not honoured.
 pytestmark = pytest.mark.slow
 
 # The Perlmutter template made a CPU job on this machine's single node, one CPU per rank.
@@ -85,13 +87,7 @@ def assert_completed(fields: dict[str, str], log: str) -> None:
     assert (fields["JobState"], fields["ExitCode"]) == ("COMPLETED", "0:0"), log[-4000:]
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("scratch")
-
-
-@pytest.fixture(scope="module")
-def jobs(local_slurm: LocalSlurm, scratch: Path) -> dict[str, tuple[int, dict[str, str]]]:
+def submit_all(local_slurm: LocalSlurm, scratch: Path) -> dict[str, tuple[int, dict[str, str]]]:
     """Submit everything at once and let Slurm order it; returns {name: (job id, final fields)}.
 
     ``straight`` trains and starts the README's chain (distill, sample and tune, each with
@@ -135,7 +131,16 @@ def jobs(local_slurm: LocalSlurm, scratch: Path) -> dict[str, tuple[int, dict[st
     return {name: (job_id, local_slurm.wait(job_id, JOB_TIMEOUT)) for name, job_id in ids.items()}
 
 
-def test_sbatch_train_writes_the_run_directory_and_says_where(jobs, scratch):
+def test_train_requeue_and_chain_under_slurm(local_slurm, tmp_path):
+    """sbatch train, a requeue mid-training, and train -> distill -> sample -> tune (afterok)."""
+    jobs = submit_all(local_slurm, tmp_path)
+    check_train(jobs, tmp_path)
+    check_requeue(jobs, tmp_path)
+    check_chain(jobs, tmp_path)
+
+
+def check_train(jobs, scratch: Path) -> None:
+    """`sbatch slurm/train_fpcd.sh` wrote the run directory, and its log says where."""
     job_id, fields = jobs["straight"]
     log = job_log(scratch, "train_fpcd.sh", job_id)
     assert_completed(fields, log)
@@ -155,7 +160,8 @@ def epochs_run(steps_log: str) -> list[int]:
     return [int(match) for match in re.findall(r"^0: epoch (\d+)/\d+ ", steps_log, flags=re.MULTILINE)]
 
 
-def test_requeued_training_resumes_and_equals_an_uninterrupted_run(jobs, scratch):
+def check_requeue(jobs, scratch: Path) -> None:
+    """The requeued job resumed from its last checkpoint and ended as the uninterrupted one."""
     job_id, fields = jobs["requeued"]
     log = job_log(scratch, "train_fpcd.sh", job_id)
     assert_completed(fields, log)
@@ -181,7 +187,8 @@ def test_requeued_training_resumes_and_equals_an_uninterrupted_run(jobs, scratch
                 assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (key, a["epoch"])
 
 
-def test_train_distill_sample_tune_chain_with_dependencies(jobs, scratch):
+def check_chain(jobs, scratch: Path) -> None:
+    """distill, sample and tune ran in order after training, each once its dependency was met."""
     results = {}
     for name, template in (
         ("straight", "train_fpcd.sh"),
@@ -222,8 +229,9 @@ def mpi_horovod_path() -> str:
     return ""
 
 
-def test_srun_two_horovod_ranks_through_pmix_end_with_identical_weights(local_slurm, scratch):
+def test_srun_two_horovod_ranks_through_pmix_end_with_identical_weights(local_slurm, tmp_path):
     horovod = mpi_horovod_path()
+    scratch = tmp_path
     dump = scratch / "mpi-dump"
     env = job_env(
         scratch,
