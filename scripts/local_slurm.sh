@@ -143,7 +143,7 @@ start_munge() {
     die "munged did not answer on $MUNGE_SOCKET after $tries tries; see $STATE/log/munged.log"
 }
 
-node_state() { SLURM_CONF="$CONF" sinfo -h -n "$1" -o %t 2>/dev/null | head -n 1; }
+node_state() { SLURM_CONF="$CONF" sinfo -h -n "$1" -o %t 2>/dev/null | head -n 1 || true; }
 
 cmd_start() {
     require_tools
@@ -164,9 +164,10 @@ cmd_start() {
     chmod 755 "$STATE"  # users other than root submit too (slurm.conf, munge socket)
     pick_ports
     write_conf "$node"
-    start_munge
-    slurmctld -f "$CONF"
-    slurmd -f "$CONF" -N "$node"
+    # A daemon that fails to start (e.g. its port was taken meanwhile) takes down those started before.
+    start_munge || { cmd_stop; exit 1; }
+    slurmctld -f "$CONF" || { log "slurmctld failed; see $STATE/log/slurmctld.log"; cmd_stop; exit 1; }
+    slurmd -f "$CONF" -N "$node" || { log "slurmd failed; see $STATE/log/slurmd.log"; cmd_stop; exit 1; }
     local deadline=$((SECONDS + WAIT_SECONDS)) state=""
     while ((SECONDS < deadline)); do
         state="$(node_state "$node")"

@@ -107,9 +107,9 @@ def local_slurm(tmp_path_factory) -> Iterator[LocalSlurm]:
     started = subprocess.run(
         ["bash", str(LOCAL_SLURM), "start"], env=environ, capture_output=True, text=True, timeout=120
     )
-    if started.returncode != 0:
-        pytest.fail(f"scripts/local_slurm.sh start failed:\n{started.stderr}")
     try:
+        if started.returncode != 0:
+            pytest.fail(f"scripts/local_slurm.sh start failed:\n{started.stderr}")
         yield LocalSlurm(conf=state / "slurm.conf", state=state)
     finally:
         subprocess.run(["bash", str(LOCAL_SLURM), "stop"], env=environ, capture_output=True, timeout=120)
