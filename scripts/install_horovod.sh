@@ -14,14 +14,19 @@
 #
 # Usage:
 #   scripts/install_horovod.sh                     # CPU build (gloo, no MPI): laptops, CI
+#   HOROVOD_BUILD=mpi scripts/install_horovod.sh   # CPU build with MPI + gloo: `srun` starts the ranks
 #   HOROVOD_BUILD=gpu scripts/install_horovod.sh   # GPU cluster build (NCCL allreduce, MPI + gloo)
 #
 # Environment (defaults in brackets):
 #   PYTHON               interpreter whose environment receives Horovod [.venv/bin/python if present,
 #                        else python3]; TensorFlow must already be installed there
 #   HOROVOD_VERSION      [0.28.1] (the recipe is only verified for this version)
-#   HOROVOD_BUILD        cpu | gpu [cpu]
+#   HOROVOD_BUILD        cpu | mpi | gpu [cpu]
 #       cpu: HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1, CPU collectives only.
+#       mpi: HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=1, CPU collectives; needs an MPI compiler wrapper
+#            (`mpicc`; Debian: apt-get install libopenmpi-dev openmpi-bin). Ranks then start under
+#            `srun --mpi=pmix` (Slurm's PMIx plugin; Open MPI reads its rank from it) as well as under
+#            `horovodrun`. Tested with Debian 12's Open MPI 4.1.4 and Slurm 22.05 (tests/test_slurm_real.py).
 #       gpu: HOROVOD_GPU_OPERATIONS=NCCL (allreduce/allgather/broadcast of GPU tensors through NCCL),
 #            HOROVOD_WITH_MPI=1 (so that `srun` can launch ranks through PMI, as on Perlmutter) and
 #            HOROVOD_WITH_GLOO=1 (so that `horovodrun --gloo` also works). Needs nvcc/CUDA
@@ -31,6 +36,9 @@
 #            CXX=CC after `module load PrgEnv-gnu cudatoolkit cray-mpich`).
 #   Any HOROVOD_* build variable you set yourself (HOROVOD_GPU_OPERATIONS, HOROVOD_WITHOUT_MPI,
 #   HOROVOD_GPU_ALLREDUCE, HOROVOD_CPU_OPERATIONS, ...) is kept as given.
+#   HOROVOD_TARGET       install into this directory (pip --target) instead of the environment
+#                        [unset]; use it with PYTHONPATH=$HOROVOD_TARGET, e.g. to try an MPI build
+#                        beside a shared environment's gloo build
 #   MAKEFLAGS            [-j<number of CPUs>]; the CPU build takes about 5 minutes on 2 cores
 #   FORCE=1              rebuild even if a working Horovod of that version is installed
 #
@@ -45,6 +53,13 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 HOROVOD_VERSION="${HOROVOD_VERSION:-0.28.1}"
 HOROVOD_BUILD="${HOROVOD_BUILD:-cpu}"
+HOROVOD_TARGET="${HOROVOD_TARGET:-}"
+# What the checks import: the target directory first, when there is one.
+HVD_PYTHONPATH="${PYTHONPATH:-}"
+if [[ -n "$HOROVOD_TARGET" ]]; then
+    HOROVOD_TARGET="$(mkdir -p "$HOROVOD_TARGET" && cd "$HOROVOD_TARGET" && pwd)"
+    HVD_PYTHONPATH="$HOROVOD_TARGET${PYTHONPATH:+:$PYTHONPATH}"
+fi
 
 log() { printf '[install_horovod] %s\n' "$*" >&2; }
 die() { printf '[install_horovod] error: %s\n' "$*" >&2; exit 1; }
@@ -56,6 +71,7 @@ fi
 # Checks an installed Horovod: version, TensorFlow ops load, requested controller built in.
 check_horovod() {
     HVD_WANT_VERSION="$HOROVOD_VERSION" HVD_WANT_BUILD="$HOROVOD_BUILD" TF_CPP_MIN_LOG_LEVEL=2 \
+        PYTHONPATH="$HVD_PYTHONPATH" \
         "$PYTHON" - <<'EOF'
 import os, sys
 import horovod
@@ -66,6 +82,8 @@ if horovod.__version__ != want:
 problems = []
 if not (hvd.gloo_built() or hvd.mpi_built()):
     problems.append("neither gloo nor MPI built in")
+if os.environ["HVD_WANT_BUILD"] in ("mpi", "gpu") and not hvd.mpi_built():
+    problems.append("MPI not built in")
 if os.environ["HVD_WANT_BUILD"] == "gpu" and not hvd.nccl_built():
     problems.append("NCCL not built in")
 if problems:
@@ -84,6 +102,11 @@ case "$HOROVOD_BUILD" in
         export HOROVOD_WITH_GLOO="${HOROVOD_WITH_GLOO:-1}"
         if [[ -z "${HOROVOD_WITH_MPI:-}" ]]; then export HOROVOD_WITHOUT_MPI="${HOROVOD_WITHOUT_MPI:-1}"; fi
         ;;
+    mpi)
+        export HOROVOD_WITH_GLOO="${HOROVOD_WITH_GLOO:-1}" HOROVOD_WITH_MPI=1
+        command -v "${MPICC:-mpicc}" >/dev/null ||
+            die "HOROVOD_BUILD=mpi needs an MPI compiler wrapper (${MPICC:-mpicc}); Debian: apt-get install libopenmpi-dev openmpi-bin"
+        ;;
     gpu)
         export HOROVOD_GPU_OPERATIONS="${HOROVOD_GPU_OPERATIONS:-NCCL}"
         export HOROVOD_WITH_GLOO="${HOROVOD_WITH_GLOO:-1}"
@@ -92,7 +115,7 @@ case "$HOROVOD_BUILD" in
             die "HOROVOD_BUILD=gpu needs CUDA (nvcc on PATH or HOROVOD_CUDA_HOME); load your site's CUDA module"
         fi
         ;;
-    *) die "HOROVOD_BUILD must be cpu or gpu, got '$HOROVOD_BUILD'" ;;
+    *) die "HOROVOD_BUILD must be cpu, mpi or gpu, got '$HOROVOD_BUILD'" ;;
 esac
 export HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 export MAKEFLAGS="${MAKEFLAGS:--j$(nproc 2>/dev/null || echo 2)}"
@@ -134,12 +157,18 @@ export CXXFLAGS="${CXXFLAGS:-} -I$COMPAT -I$TF_INCLUDE/external/highwayhash -I$T
 log "building horovod==$HOROVOD_VERSION ($HOROVOD_BUILD: gloo=${HOROVOD_WITH_GLOO:-} mpi=${HOROVOD_WITH_MPI:-0}" \
     "gpu_ops=${HOROVOD_GPU_OPERATIONS:-none}) with $PYTHON, MAKEFLAGS=$MAKEFLAGS; this takes minutes"
 started=$SECONDS
+target=()
+if [[ -n "$HOROVOD_TARGET" ]]; then target=(--target "$HOROVOD_TARGET" --upgrade); fi
 "$PYTHON" -m pip install --no-build-isolation --no-cache-dir --no-binary horovod --force-reinstall \
-    --no-deps "horovod==$HOROVOD_VERSION"
+    --no-deps "${target[@]}" "horovod==$HOROVOD_VERSION"
 # Horovod's runtime dependencies (horovodrun needs them); never let them touch numpy/TensorFlow.
-"$PYTHON" -m pip install "cloudpickle" "psutil" "pyyaml" "packaging" "cffi>=1.4.0"
+# With HOROVOD_TARGET they are expected in the environment already (its own Horovod build).
+if [[ -z "$HOROVOD_TARGET" ]]; then
+    "$PYTHON" -m pip install "cloudpickle" "psutil" "pyyaml" "packaging" "cffi>=1.4.0"
+fi
 log "built in $((SECONDS - started)) s"
 
 check_horovod || die "Horovod installed but does not work; see the messages above"
 HOROVODRUN="$(dirname "$PYTHON")/horovodrun"
-if [[ -x "$HOROVODRUN" ]]; then "$HOROVODRUN" --check-build || true; fi
+if [[ -n "$HOROVOD_TARGET" ]]; then HOROVODRUN="$HOROVOD_TARGET/bin/horovodrun"; fi
+if [[ -x "$HOROVODRUN" ]]; then PYTHONPATH="$HVD_PYTHONPATH" "$HOROVODRUN" --check-build || true; fi

@@ -22,8 +22,12 @@
 #   NODES          nodes of the job step [$SLURM_JOB_NUM_NODES, else the template's default]
 #   GPUS_PER_NODE  one rank per GPU [$SLURM_NTASKS_PER_NODE, else the template's default]
 #   CPUS_PER_TASK  CPU cores per rank (data pipeline threads) [$SLURM_CPUS_PER_TASK, else 32]
+#   GPUS_PER_TASK  GPUs per rank [$SLURM_GPUS_PER_TASK, else 1]; 0: a CPU-only job step (no
+#                  --gpus-per-task/--gpu-bind), e.g. `sbatch --constraint= --gpus-per-task=0 ...`
 #   GPU_BIND       srun --gpu-bind [none: every rank sees the node's GPUs and Horovod pins GPU
 #                  local_rank, which keeps NCCL's peer-to-peer paths between them]
+#   SLURM_MPI_TYPE read by srun itself: how it starts MPI ranks (pmix, pmi2, cray_shasta) [the
+#                  site's MpiDefault]; Horovod built with MPI takes its rank from it
 #   REQUEUE        1: requeue the job when Slurm signals the time limit (USR1, see #SBATCH --signal)
 #                  and resume from the last checkpoint [1]
 #   EXTRA_ARGS     appended to the Python command line []
@@ -49,6 +53,11 @@ gsgm_init() {
     RUN_DIR="${RUN_DIR:-$RUNS_ROOT/$RUN_NAME}"
     LOG_DIR="${LOG_DIR:-$SCRATCH_ROOT/logs}"
     CPUS_PER_TASK="${CPUS_PER_TASK:-${SLURM_CPUS_PER_TASK:-32}}"
+    GPUS_PER_TASK="${GPUS_PER_TASK:-${SLURM_GPUS_PER_TASK:-1}}"
+    if [[ ! "$GPUS_PER_TASK" =~ ^[0-9]+$ ]]; then
+        gsgm_log "error: GPUS_PER_TASK must be a whole number, got '$GPUS_PER_TASK'"
+        exit 2
+    fi
     GPU_BIND="${GPU_BIND:-none}"
     REQUEUE="${REQUEUE:-1}"
     EXTRA_ARGS="${EXTRA_ARGS:-}"
@@ -83,7 +92,9 @@ gsgm_show_env() {
 # ===================================== SITE ENVIRONMENT =======================================
 # Edit this block for your cluster. Perlmutter: the CUDA toolkit and Cray MPICH that Horovod was
 # built against (HOROVOD_BUILD=gpu scripts/install_horovod.sh, see README "Distributed training"),
-# then the project's Python environment.
+# then the project's Python environment. Run under a real Slurm (one CPU node, Slurm 22.05, Horovod
+# with Open MPI through srun's PMIx) by tests/test_slurm_real.py; the GPU, NCCL and module lines are
+# not verified there (README, "Slurm on this machine").
 gsgm_site_env() {
     if [[ "$DRY_RUN" == 1 ]]; then
         gsgm_log "DRY_RUN: would load modules [$MODULES] and activate [$GSGM_VENV]"
@@ -105,17 +116,18 @@ gsgm_site_env() {
 }
 # ==============================================================================================
 
-# srun prefix for NODES x GPUS_PER_NODE ranks, one GPU each; output of all ranks in one labelled log.
+# srun prefix for NODES x GPUS_PER_NODE ranks, GPUS_PER_TASK GPUs each (none: CPU ranks); output
+# of all ranks in one labelled log.
 gsgm_srun_prefix() {
-    local name="$1"
+    local name="$1" gpus=()
+    if ((GPUS_PER_TASK > 0)); then gpus=(--gpus-per-task="$GPUS_PER_TASK" --gpu-bind="$GPU_BIND"); fi
     # shellcheck disable=SC2034  # used by the templates
     GSGM_SRUN=(
         srun
         --nodes="$NODES"
         --ntasks-per-node="$GPUS_PER_NODE"
-        --gpus-per-task=1
+        "${gpus[@]}"
         --cpus-per-task="$CPUS_PER_TASK"
-        --gpu-bind="$GPU_BIND"
         --kill-on-bad-exit=1
         --label
         --output="$LOG_DIR/$name-%j.%s.out"

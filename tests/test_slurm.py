@@ -15,7 +15,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SLURM = REPO / "slurm"
 TEMPLATES = sorted(SLURM.glob("*_fpcd.sh"))
-SHELL_FILES = [*TEMPLATES, SLURM / "common.sh", REPO / "scripts" / "install_horovod.sh"]
+SHELL_FILES = [
+    *TEMPLATES,
+    SLURM / "common.sh",
+    REPO / "scripts" / "install_horovod.sh",
+    REPO / "scripts" / "local_slurm.sh",
+]
 
 
 def require_tool(name: str) -> str:
@@ -131,8 +136,8 @@ def test_train_command_for_a_new_run(tmp_path):
         "--nodes=2",
         "--ntasks-per-node=4",
         "--gpus-per-task=1",
-        "--cpus-per-task=16",
         "--gpu-bind=none",
+        "--cpus-per-task=16",
     ]
     assert f"--output={scratch}/logs/train-j150-%j.%s.out" in srun
     assert "--kill-on-bad-exit=1" in srun
@@ -155,6 +160,32 @@ def test_train_command_for_a_new_run(tmp_path):
         "GSGM_RUN_DIR": f"{scratch}/runs/j150",
         "GSGM_CONFIG": "configs/fpcd_jetnet150.json",
     }
+
+
+def test_cpu_job_step_asks_for_no_gpus(tmp_path):
+    """`sbatch --gpus-per-task=0` (SLURM_GPUS_PER_TASK=0) or GPUS_PER_TASK=0: a CPU job step."""
+    for env in ({"SLURM_GPUS_PER_TASK": "0"}, {"GPUS_PER_TASK": "0", "SLURM_GPUS_PER_TASK": "1"}):
+        for template in ("train_fpcd.sh", "distill_fpcd.sh", "sample_fpcd.sh", "tune_fpcd.sh"):
+            (command,) = render(template, tmp_path, SLURM_CPUS_PER_TASK="1", **env)
+            srun, _ = split_srun(command)
+            assert not [word for word in srun if word.startswith("--gpu")], (template, srun)
+            assert "--cpus-per-task=1" in srun
+    (command,) = render("train_fpcd.sh", tmp_path, GPUS_PER_TASK="2")
+    assert "--gpus-per-task=2" in split_srun(command)[0]
+    result = subprocess.run(
+        ["bash", str(SLURM / "train_fpcd.sh")],
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "DRY_RUN": "1",
+            "GSGM_DIR": str(REPO),
+            "GPUS_PER_TASK": "one",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "GPUS_PER_TASK must be a whole number, got 'one'" in result.stderr
 
 
 def job_environment(template: str, tmp_path: Path, **env: str) -> dict[str, str]:
