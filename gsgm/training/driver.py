@@ -25,6 +25,7 @@ from gsgm.training.family import Family
 from gsgm.training.loop import TrainingSetupError, fit_epochs
 from gsgm.training.optim import effective_learning_rate, make_optimizer
 from gsgm.training.run_dir import RunDirectory
+from gsgm.utils.outputs import check_output_dir
 from gsgm.utils.provenance import now_iso, package_versions
 
 __all__ = [
@@ -187,6 +188,8 @@ def train_run(
             training.seed = int(seed)
         metadata = {}
     options = family.check_options(cfg, options)
+    if dist.is_chief:
+        check_output_dir(run.path, option="--out")  # before the data are read: no work lost to a bad path
 
     prepared = family.prepare_data(
         cfg, data, max_per_class=max_per_class, options=options, resume_run=run if resume else None
