@@ -78,6 +78,7 @@ def write_recorded(path: str | os.PathLike, write: Callable[[Path], None]) -> Pa
     path = Path(path)
     record = path.parent / CHECKSUMS_NAME
     tmp = path.with_name(f".{os.getpid()}.partial.{path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         write(tmp)
         new = sha256_file(tmp)
