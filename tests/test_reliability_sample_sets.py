@@ -131,9 +131,19 @@ def test_an_existing_sample_set_needs_overwrite(tmp_path, fake_network):
     out = tmp_path / "samples"
     _sample(out)
     with pytest.raises(SampleSetError, match="holds a gsgm sample set"):
-        _sample(out)
+        _sample(out, seed=6)
     _sample(out, overwrite=True, classes="z")
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "z.hdf5"]  # replaced as a whole
+
+
+def test_rerunning_a_finished_command_has_nothing_to_do(tmp_path, fake_network):
+    out = tmp_path / "samples"
+    _sample(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fake_network["n"] = 0
+    result = _sample(out)
+    assert fake_network["n"] == 0 and result.sampled == 0 and "nothing to do" in result.summary()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_an_empty_class_list_is_an_error_not_all_classes(tmp_path, fake_network):

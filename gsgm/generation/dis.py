@@ -25,6 +25,7 @@ from gsgm.generation.sample_sets import (
     MANIFEST_ATTRIBUTE,
     ChunkStore,
     arrays_hash,
+    finished_already,
     make_manifest,
     prepare_output,
     verify_sample_file,
@@ -145,7 +146,6 @@ def sample_dis(
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
     denoiser = model.sampling_denoiser(cfg.sampling.clip_x0)
     n = cfg.data.num_pixels
-    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * n * n * 3 * 4)
     params = {
         "kind": "dis events",
         "run": str(run),
@@ -155,6 +155,9 @@ def sample_dis(
         "per_class": per_class,
         "chunk_size": batch_size,
     }
+    if not overwrite and finished_already(out, params, directory=False):
+        return DisSamplingResult(Path(out), sampler, steps, per_class, 0.0)
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * n * n * 3 * 4)
     store = ChunkStore(out, params, overwrite=overwrite)
     batches = []
     seconds = 0.0

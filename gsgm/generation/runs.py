@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
+from gsgm.data.jetnet_format import JET_CLASSES, class_file_name, parse_classes
 from gsgm.generation.image_files import write_images_file
 from gsgm.generation.jet_files import write_jet_sample_set
-from gsgm.generation.sample_sets import ChunkStore, chunk_seed, prepare_output
+from gsgm.generation.sample_sets import ChunkStore, chunk_seed, finished_already, prepare_output
 from gsgm.generation.timing import TIMING_FILE_NAME, append_timing_records, describe_device, timing_record
 from gsgm.utils.provenance import package_versions
 
@@ -68,6 +68,10 @@ class JetSamplingResult:
         """One line for the user: what was written where, and how fast."""
         timing = f"; timing appended to {self.timing_path}" if self.timing_path else ""
         out = self.files[0].parent if self.files else "?"
+        if self.sampled == 0:
+            return (
+                f"{out} already holds these {self.num_jets} jets ({', '.join(self.classes)}): nothing to do"
+            )
         resumed = ""
         if self.sampled is not None and self.sampled < self.num_jets:
             resumed = f" (resumed: {self.num_jets - self.sampled} were sampled by the interrupted run)"
@@ -171,7 +175,6 @@ def sample_jets_to_directory(
     total = jets_per_class * len(classes)
     # float32 arrays, uncompressed, twice: the chunks and the final files share the file system
     estimated = 2 * total * (num_particles * 4 + 4) * 4
-    prepare_output(out, directory=True, overwrite=overwrite, estimated_bytes=estimated)
     params = {
         "kind": "jets",
         "run": str(chosen),
@@ -183,6 +186,10 @@ def sample_jets_to_directory(
         "chunk_size": batch_size,
         "num_buckets": num_buckets,
     }
+    if not overwrite and finished_already(out, params, directory=True):
+        files = [Path(out) / class_file_name(c, num_particles) for c in classes]
+        return JetSamplingResult(Path(chosen), steps, classes, files, total, 0.0, None, {}, sampled=0)
+    prepare_output(out, directory=True, overwrite=overwrite, estimated_bytes=estimated)
     store = ChunkStore(out, params, overwrite=overwrite)
     bar = _progress_bar(total, "jet", progress)
     seconds, sampled = 0.0, 0
@@ -261,9 +268,12 @@ class ImageSamplingResult:
     classes: list[str]
     num_images: int
     seconds: float
+    done: bool = False  # the file already held exactly these samples
 
     def summary(self) -> str:
         """One line for the user: what was written where, and how fast."""
+        if self.done:
+            return f"{self.path} already holds these {self.num_images} images: nothing to do"
         return (
             f"wrote {self.num_images} images ({', '.join(self.classes)}; {self.model}, {self.sampler}, "
             f"{self.steps} steps) to {self.path} in {self.seconds:.1f} s "
@@ -321,7 +331,6 @@ def sample_images_to_file(
     sampler_name = sampler or (cfg.score.sampler if cfg.model == "score" else "consistency")
     pixels = cfg.data.num_pixels
     total = images_per_class * len(classes)
-    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * total * (pixels**2 + 1) * 4)
     params = {
         "kind": "jet images",
         "run": str(run),
@@ -333,6 +342,11 @@ def sample_images_to_file(
         "per_class": images_per_class,
         "chunk_size": batch_size,
     }
+    if not overwrite and finished_already(out, params, directory=False):
+        return ImageSamplingResult(
+            Path(out), cfg.model, sampler_name, int(steps), classes, total, 0.0, done=True
+        )
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * total * (pixels**2 + 1) * 4)
     store = ChunkStore(out, params, overwrite=overwrite)
     bar = _progress_bar(total, "image", progress)
     seconds = 0.0

@@ -43,6 +43,7 @@ __all__ = [
     "SampleSetError",
     "arrays_hash",
     "chunk_seed",
+    "finished_already",
     "make_manifest",
     "prepare_output",
     "read_manifest",
@@ -135,6 +136,43 @@ def prepare_output(
     if not directory and out.is_file() and not overwrite:
         raise SampleSetError(f"--out {out} exists; choose another name, or pass --overwrite to replace it")
     return out
+
+
+def finished_already(out: str | os.PathLike, params: Mapping[str, Any], *, directory: bool) -> bool:
+    """True when ``out`` holds a complete sample set made with exactly ``params``.
+
+    Then rerunning the command that made it (for instance after a kill that came between the final
+    rename and the clean-up) has nothing left to do; the interrupted run's work directory is removed.
+    """
+    out = Path(out)
+    wanted = json.loads(json.dumps(dict(params)))
+    try:
+        if directory:
+            manifest = read_manifest(out) if out.is_dir() else None
+        else:
+            manifest = _file_manifest(out) if out.is_file() else None
+    except SampleSetError:
+        return False
+    if manifest is None or {k: manifest.get(k) for k in wanted} != wanted:
+        return False
+    shutil.rmtree(out.parent / f".{out.name}.partial", ignore_errors=True)
+    return True
+
+
+def _file_manifest(path: Path) -> dict[str, Any] | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            text = handle.attrs.get(MANIFEST_ATTRIBUTE)
+    except OSError:
+        return None
+    if text is None:
+        return None
+    try:
+        return json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (TypeError, json.JSONDecodeError):
+        return None
 
 
 # ---------------------------------------------------------------------------------- resumable chunks
