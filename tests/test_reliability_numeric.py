@@ -119,3 +119,12 @@ def test_valid_input_files_still_load(tmp_path):
     write_jetnet_file(tmp_path / "t.hdf5", jets.particles, jets.jets)
     particles, features = load_class(tmp_path, "t", 30)
     assert len(features) == 50 and np.all(features[:, [0, 2]] >= 0)
+
+
+def test_a_class_whose_jets_are_all_empty_is_named_with_its_file(tmp_path):
+    jets = make_synthetic_jets(20, 30, seed=4)
+    particles, features = np.zeros_like(jets.particles), jets.jets.copy()
+    features[:, 3] = 0
+    write_jetnet_file(tmp_path / "w.hdf5", particles, features)
+    with pytest.raises(JetNetFormatError, match=r"w.hdf5: all 20 jets are empty .* class w has nothing"):
+        load_class(tmp_path, "w", 30)

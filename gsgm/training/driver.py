@@ -8,6 +8,7 @@ the optimizer and its learning-rate scaling, sharding over Horovod ranks, and th
 
 from __future__ import annotations
 
+import numbers
 import os
 import shlex
 import sys
@@ -119,6 +120,15 @@ def train_run(
         debug_dump: testing aid: every rank writes the sample indices it trains on per epoch
             (``rank<r>/epoch<e>-jets.npy``) and its final weights (``rank<r>/final-weights.npz``).
     """
+    for flag, value, lowest in (
+        ("--epochs", epochs, 1),
+        ("--max-jets-per-class", max_per_class, 1),
+        ("--seed", seed, 0),
+    ):
+        # a zero is an error, never "use the default": checked before anything is read or created
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if value is not None and (not integral or value < lowest):
+            raise TrainingSetupError(f"{flag} must be an integer >= {lowest}, got {value!r}")
     dist = distributed or Distributed()
     if distributed is None and launcher_world_size() > 1:
         raise TrainingSetupError(
