@@ -179,3 +179,43 @@ def test_sample_arrays_are_written_exactly(tmp_path):
         read_particles, read_jets = read_jetnet_file(path)
         np.testing.assert_array_equal(read_particles, particles)
         np.testing.assert_array_equal(read_jets, jets)
+
+
+OUTPUT_COMMANDS = [  # every command that writes: the --out check comes before any work
+    ["evaluate", "jets", "--truth", "builtin", "--gen", "g"],
+    ["evaluate", "images", "--samples", "s=x.h5"],
+    ["evaluate", "dis"],
+    ["evaluate", "calo", "--gen", "m=x.h5"],
+    ["evaluate", "phase-space", "--truth", "t.hdf5"],
+    ["plot", "jets", "--truth", "builtin", "--gen", "g"],
+    ["plot", "images"],
+    ["plot", "training", "--run", "r"],
+    ["plot", "timing", "--results", "t.json"],
+    ["plot", "dis"],
+    ["plot", "calo", "--gen", "m=x.h5"],
+    ["plot", "phase-space", "--truth", "t.hdf5"],
+    ["make-showers", "--showers", "5", "--seed", "1"],
+    ["make-phase-space", "--process", "muon_decay", "--events", "5", "--seed", "1"],
+]
+
+
+@pytest.mark.parametrize("argv", OUTPUT_COMMANDS, ids=[" ".join(a[:2]) for a in OUTPUT_COMMANDS])
+def test_every_writing_command_checks_its_output_before_the_work(tmp_path, argv):
+    from gsgm.cli import build_parser
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    out = blocker / "out" if argv[0] in ("evaluate", "plot") else blocker / "out.h5"
+    args = build_parser().parse_args([*argv, "--out", str(out)])
+    with pytest.raises(OutputLocationError, match=rf"--out {out}: {blocker} exists and is not a directory"):
+        args.handler(args)
+
+
+def test_tune_checks_its_directory_before_the_search(tmp_path):
+    from gsgm.cli import build_parser
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    args = build_parser().parse_args(["tune", "--config", "configs/quick.json", "--tuner-dir", str(blocker)])
+    with pytest.raises(OutputLocationError, match=r"--tuner-dir .*: exists and is not a directory"):
+        args.handler(args)
