@@ -144,3 +144,14 @@ def test_sampling_a_run_with_corrupt_weights_is_one_line_naming_the_file(tmp_pat
     assert last.startswith("error: ") and "Traceback" not in result.stderr
     assert f"{out / 'best.weights.h5'}: checksum mismatch" in last
     assert not (tmp_path / "samples").exists()
+
+
+def test_corrupt_metadata_and_history_name_their_file(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    _train(run.path, epochs=1)
+    run.metadata_path.write_text('{"seed": 1,')
+    with pytest.raises(FileNotFoundError, match=r"metadata.json: corrupt run metadata"):
+        run.read_metadata()
+    run.history_path.write_text("epoch,loss\n0,abc\n")
+    with pytest.raises(FileNotFoundError, match=r"history.csv: corrupt training history"):
+        run.read_history()

@@ -91,10 +91,21 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_and_live_ones_kept(tmp
     stale_dir.mkdir()
     (stale_dir / "t.hdf5").write_text("partial")
     live_file.write_text("being written")
+    stale_weights = tmp_path / f".{dead_pid}.partial.best.weights.h5"  # Keras needs its suffix
+    stale_weights.write_text("half")
     (tmp_path / "t.hdf5").write_text("a real file")
     removed = remove_stale_temporaries(tmp_path)
-    assert sorted(removed) == sorted([stale_file, stale_dir])
+    assert sorted(removed) == sorted([stale_file, stale_dir, stale_weights])
     assert live_file.exists() and (tmp_path / "t.hdf5").exists()
+
+
+def test_checking_an_output_location_removes_stale_temporaries(tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    stale = report / ".metrics.json.999999999.k2j3.tmp"
+    stale.write_text("{")
+    check_output_dir(report)
+    assert not stale.exists()
 
 
 def test_atomic_directory_replaces_as_a_whole_or_not_at_all(tmp_path):

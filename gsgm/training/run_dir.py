@@ -82,7 +82,13 @@ class RunDirectory:
     def read_metadata(self) -> dict[str, Any]:
         if not self.metadata_path.is_file():
             return {}
-        return json.loads(self.metadata_path.read_text())
+        try:
+            payload = json.loads(self.metadata_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunDirectoryError(f"{self.metadata_path}: corrupt run metadata ({err})") from None
+        if not isinstance(payload, dict):
+            raise RunDirectoryError(f"{self.metadata_path}: corrupt run metadata (expected a JSON object)")
+        return payload
 
     # history ----------------------------------------------------------------------------------
     def read_history(self) -> list[dict[str, float]]:
@@ -90,7 +96,10 @@ class RunDirectory:
         if not self.history_path.is_file():
             return []
         with self.history_path.open(newline="") as handle:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            try:
+                return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            except (TypeError, ValueError) as err:
+                raise RunDirectoryError(f"{self.history_path}: corrupt training history ({err})") from None
 
     def write_history(self, rows: list[dict[str, float]]) -> None:
         """Rewrite history.csv atomically with ``rows`` (keys of the first row define the columns)."""

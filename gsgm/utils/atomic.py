@@ -27,8 +27,10 @@ __all__ = [
     "write_text_atomic",
 ]
 
-# ".<name>.<pid>.<random>.tmp" (files) or ".<name>.<pid>.<random>.tmpdir" (directories)
+# ".<name>.<pid>.<random>.tmp" (files), ".<name>.<pid>.<random>.tmpdir" (directories), or
+# ".<pid>.partial.<name>" (files whose writer insists on a suffix, e.g. Keras' ".weights.h5")
 _TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+\.tmp(dir)?$")
+_SUFFIXED_TEMP_NAME = re.compile(r"^\.(?P<pid>\d+)\.partial\..+$")
 
 
 def _process_alive(pid: int) -> bool:
@@ -53,7 +55,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
     if not directory.is_dir():
         return removed
     for entry in directory.iterdir():
-        match = _TEMP_NAME.match(entry.name)
+        match = _TEMP_NAME.match(entry.name) or _SUFFIXED_TEMP_NAME.match(entry.name)
         if match is None or _process_alive(int(match["pid"])):
             continue
         if entry.is_dir() and not entry.is_symlink():

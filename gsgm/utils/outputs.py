@@ -5,6 +5,8 @@ trains or evaluates: the location must be (or be creatable as) a directory / a f
 writable (tested by creating a file there, which also catches read-only file systems and root-owned
 directories that ``os.access`` would pass), and the file system must have room for the estimated
 output. Every problem is a :class:`OutputLocationError` (one line, exit status 2) naming the path.
+Temporary files left there by a killed writer (:func:`gsgm.utils.atomic.remove_stale_temporaries`)
+are removed on the way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gsgm.utils.atomic import remove_stale_temporaries
 from gsgm.utils.cli import UserError
 
 __all__ = ["OutputLocationError", "check_output_dir", "check_output_file", "format_bytes"]
@@ -72,7 +75,8 @@ def _check_free_space(directory: Path, option: str, target: Path, estimated_byte
 def check_output_dir(path: str | os.PathLike, *, estimated_bytes: int = 0, option: str = "--out") -> Path:
     """Check that ``path`` is (or can be created as) a writable directory with room for the output.
 
-    Nothing is created. ``estimated_bytes`` is the expected size of what will be written [bytes].
+    Nothing is created; temporary files that killed writers left in ``path`` are removed.
+    ``estimated_bytes`` is the expected size of what will be written [bytes].
 
     Raises:
         OutputLocationError: ``path`` or an ancestor is a file, the directory is not writable, or
@@ -84,6 +88,7 @@ def check_output_dir(path: str | os.PathLike, *, estimated_bytes: int = 0, optio
     anchor = _existing_ancestor(target)
     _check_writable_dir(anchor, option, target)
     _check_free_space(anchor, option, target, estimated_bytes)
+    remove_stale_temporaries(target)
     return target
 
 
@@ -99,4 +104,5 @@ def check_output_file(path: str | os.PathLike, *, estimated_bytes: int = 0, opti
     anchor = _existing_ancestor(target.parent)
     _check_writable_dir(anchor, option, target)
     _check_free_space(anchor, option, target, estimated_bytes)
+    remove_stale_temporaries(target.parent)
     return target
