@@ -83,26 +83,29 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_and_live_ones_kept(tmp
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    dead_pid = int(dead.stdout)  # a process that has exited
-    stale_file = tmp_path / f".t.hdf5.{dead_pid}.abc123.tmp"
-    stale_dir = tmp_path / f".samples.{dead_pid}.xyz.tmpdir"
-    live_file = tmp_path / f".g.hdf5.{os.getpid()}.abc.tmp"
+    host = atomic.writer_token().split("~")[0]
+    dead = f"{host}~{int(dead.stdout)}"  # a process of this host that has exited
+    stale_file = tmp_path / f".t.hdf5.{dead}.abc123.tmp"
+    stale_dir = tmp_path / f".samples.{dead}.xyz.tmpdir"
+    live_file = tmp_path / f".g.hdf5.{atomic.writer_token()}.abc.tmp"
+    other_host = tmp_path / f".z.hdf5.othernode~{int(dead.split('~')[1])}.abc.tmp"  # shared file system
     stale_file.write_text("partial")
     stale_dir.mkdir()
     (stale_dir / "t.hdf5").write_text("partial")
     live_file.write_text("being written")
-    stale_weights = tmp_path / f".{dead_pid}.partial.best.weights.h5"  # Keras needs its suffix
+    other_host.write_text("written on another node")
+    stale_weights = tmp_path / f".{dead}.partial.best.weights.h5"  # Keras needs its suffix
     stale_weights.write_text("half")
     (tmp_path / "t.hdf5").write_text("a real file")
     removed = remove_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted([stale_file, stale_dir, stale_weights])
-    assert live_file.exists() and (tmp_path / "t.hdf5").exists()
+    assert live_file.exists() and other_host.exists() and (tmp_path / "t.hdf5").exists()
 
 
 def test_checking_an_output_location_removes_stale_temporaries(tmp_path):
     report = tmp_path / "report"
     report.mkdir()
-    stale = report / ".metrics.json.999999999.k2j3.tmp"
+    stale = report / f".metrics.json.{atomic.writer_token().split('~')[0]}~999999999.k2j3.tmp"
     stale.write_text("{")
     check_output_dir(report)
     assert not stale.exists()

@@ -30,6 +30,7 @@ from gsgm.generation.sample_sets import (
     prepare_output,
     verify_sample_directory,
 )
+from gsgm.utils.atomic import writer_token
 
 
 class Interrupted(Exception):
@@ -152,7 +153,7 @@ def test_an_empty_class_list_is_an_error_not_all_classes(tmp_path, fake_network)
 
 
 def test_stale_temporaries_are_cleaned_up_on_the_next_run(tmp_path, fake_network):
-    stale = tmp_path / ".samples.999999999.abc.tmpdir"
+    stale = tmp_path / f".samples.{writer_token().split('~')[0]}~999999999.abc.tmpdir"  # a dead writer
     stale.mkdir()
     (stale / "g.hdf5").write_text("half")
     _sample(tmp_path / "samples")

@@ -1,9 +1,10 @@
 """Write files so that a crash never leaves a half-written output behind.
 
-Temporary files and directories live next to their target and carry the writer's process id in
-their name (``.t.hdf5.<pid>.<random>.tmp``), so that the next run can tell the leftovers of a killed
-writer (whose process is gone) from the work of one still running, and remove them
-(:func:`remove_stale_temporaries`).
+Temporary files and directories live next to their target and carry the writer's host and process
+id in their name (``.t.hdf5.<host>~<pid>.<random>.tmp``), so that the next run can tell the leftovers
+of a killed writer (whose process is gone) from the work of one still running, and remove them
+(:func:`remove_stale_temporaries`). Temporaries of other hosts (a shared file system under Slurm)
+are never touched: their processes cannot be seen from here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,22 @@ __all__ = [
     "replace_directory",
     "write_json_atomic",
     "write_text_atomic",
+    "writer_token",
 ]
 
-# ".<name>.<pid>.<random>.tmp" (files), ".<name>.<pid>.<random>.tmpdir" (directories), or
-# ".<pid>.partial.<name>" (files whose writer insists on a suffix, e.g. Keras' ".weights.h5")
-_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+\.tmp(dir)?$")
-_SUFFIXED_TEMP_NAME = re.compile(r"^\.(?P<pid>\d+)\.partial\..+$")
+# ".<name>.<host>~<pid>.<random>.tmp" (files), ".<name>.<host>~<pid>.<random>.tmpdir" (directories),
+# or ".<host>~<pid>.partial.<name>" (files whose writer insists on a suffix: Keras' ".weights.h5")
+_TEMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)~(?P<pid>\d+)\.[^.]+\.tmp(dir)?$")
+_SUFFIXED_TEMP_NAME = re.compile(r"^\.(?P<host>[A-Za-z0-9_-]+)~(?P<pid>\d+)\.partial\..+$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0]) or "host"
+
+
+def writer_token() -> str:
+    """``<host>~<pid>``: the part of a temporary name that says who is writing it."""
+    return f"{_host()}~{os.getpid()}"
 
 
 def _process_alive(pid: int) -> bool:
@@ -56,7 +68,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
         return removed
     for entry in directory.iterdir():
         match = _TEMP_NAME.match(entry.name) or _SUFFIXED_TEMP_NAME.match(entry.name)
-        if match is None or _process_alive(int(match["pid"])):
+        if match is None or match["host"] != _host() or _process_alive(int(match["pid"])):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
@@ -83,7 +95,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.{writer_token()}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -105,7 +119,7 @@ def replace_directory(staged: Path, target: Path) -> None:
     """
     aside = None
     if target.exists():
-        aside = target.with_name(f".{target.name}.{os.getpid()}.old.tmpdir")
+        aside = target.with_name(f".{target.name}.{writer_token()}.old.tmpdir")
         if aside.exists():
             shutil.rmtree(aside)
         os.replace(target, aside)
@@ -127,7 +141,9 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmpdir", dir=target.parent))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.{writer_token()}.", suffix=".tmpdir", dir=target.parent)
+    )
     try:
         yield tmp
         _default_permissions(tmp, directory=True)

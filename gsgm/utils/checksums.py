@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from gsgm.utils.atomic import write_json_atomic
+from gsgm.utils.atomic import write_json_atomic, writer_token
 from gsgm.utils.cli import UserError
 
 __all__ = [
@@ -77,7 +77,7 @@ def write_recorded(path: str | os.PathLike, write: Callable[[Path], None]) -> Pa
     """
     path = Path(path)
     record = path.parent / CHECKSUMS_NAME
-    tmp = path.with_name(f".{os.getpid()}.partial.{path.name}")
+    tmp = path.with_name(f".{writer_token()}.partial.{path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         write(tmp)
