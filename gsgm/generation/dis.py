@@ -148,7 +148,7 @@ def sample_dis(
     n = cfg.data.num_pixels
     params = {
         "kind": "dis events",
-        "run": str(run),
+        "run": str(Path(run).resolve()),
         "sampler": sampler,
         "steps": steps,
         "seed": int(seed),

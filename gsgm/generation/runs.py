@@ -177,7 +177,7 @@ def sample_jets_to_directory(
     estimated = 2 * total * (num_particles * 4 + 4) * 4
     params = {
         "kind": "jets",
-        "run": str(chosen),
+        "run": str(Path(chosen).resolve()),  # the same run however the path was spelt
         "steps": steps,
         "seed": seed,
         "classes": list(classes),
@@ -333,7 +333,7 @@ def sample_images_to_file(
     total = images_per_class * len(classes)
     params = {
         "kind": "jet images",
-        "run": str(run),
+        "run": str(Path(run).resolve()),
         "model": cfg.model,
         "sampler": sampler_name,
         "steps": int(steps),
