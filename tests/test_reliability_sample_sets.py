@@ -145,6 +145,10 @@ def test_rerunning_a_finished_command_has_nothing_to_do(tmp_path, fake_network):
     result = _sample(out)
     assert fake_network["n"] == 0 and result.sampled == 0 and "nothing to do" in result.summary()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    other = make_synthetic_jets(30, 30, seed=8)
+    write_jetnet_file(out / "g.hdf5", other.particles, other.jets)  # damaged since: not "done"
+    with pytest.raises(SampleSetError, match="holds a gsgm sample set"):
+        _sample(out)
 
 
 def test_an_empty_class_list_is_an_error_not_all_classes(tmp_path, fake_network):

@@ -155,6 +155,11 @@ def finished_already(out: str | os.PathLike, params: Mapping[str, Any], *, direc
         return False
     if manifest is None or {k: manifest.get(k) for k in wanted} != wanted:
         return False
+    if directory:
+        try:
+            verify_sample_directory(out, list(manifest["files"]))
+        except SampleSetError:
+            return False  # a damaged set is not "done": prepare_output then asks for --overwrite
     shutil.rmtree(out.parent / f".{out.name}.partial", ignore_errors=True)
     return True
 
