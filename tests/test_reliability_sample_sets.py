@@ -32,6 +32,8 @@ from gsgm.generation.sample_sets import (
 )
 from gsgm.utils.atomic import writer_token
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 class Interrupted(Exception):
     """Stands for a kill in the middle of sampling."""
@@ -232,3 +234,63 @@ def test_an_images_file_whose_arrays_changed_is_refused(tmp_path):
         handle["images"][0, 0, 0] = 5.0
     with pytest.raises(SampleSetError, match="content hash mismatch"):
         read_images_file(path)
+
+
+def test_calo_and_phase_space_files_are_checked_against_their_manifests(tmp_path):
+    from gsgm.data.calo_format import read_point_cloud_file, write_point_cloud_file
+    from gsgm.data.phase_space_files import read_events, write_events
+    from gsgm.generation.sample_sets import (
+        MANIFEST_ATTRIBUTE,
+        arrays_hash,
+        calo_arrays,
+        make_manifest,
+        read_calo_samples,
+        verify_sample_file,
+    )
+
+    showers = read_point_cloud_file(REPO / "gsgm" / "data" / "builtin" / "calo_showers.h5", max_showers=5)
+    manifest = make_manifest({"kind": "calo showers", "seed": 1}, content=arrays_hash(calo_arrays(showers)))
+    calo_file = tmp_path / "showers.h5"
+    write_point_cloud_file(calo_file, showers, {MANIFEST_ATTRIBUTE: json.dumps(manifest)})
+    assert len(read_calo_samples(calo_file)) == 5
+    with h5py.File(calo_file, "r+") as handle:
+        handle["incident_energies"][0] += 1.0
+    with pytest.raises(SampleSetError, match="showers.h5: its samples differ"):
+        read_calo_samples(calo_file)
+
+    events = np.random.default_rng(0).random((4, 3, 4))
+    events_file = tmp_path / "events.hdf5"
+    content = arrays_hash([events])
+    write_events(
+        events_file, events, {"process": "muon_decay", MANIFEST_ATTRIBUTE: make_manifest({}, content=content)}
+    )
+    read, attrs = read_events(events_file)
+    assert verify_sample_file(events_file, [read], attrs[MANIFEST_ATTRIBUTE])["content_sha256"] == content
+    with pytest.raises(SampleSetError, match="content hash mismatch"):
+        verify_sample_file(events_file, [read[:3]], attrs[MANIFEST_ATTRIBUTE])
+
+
+def test_evaluate_phase_space_refuses_a_changed_generated_file(tmp_path):
+    from gsgm.cli import build_parser
+    from gsgm.data.phase_space_files import write_events
+    from gsgm.generation.sample_sets import MANIFEST_ATTRIBUTE, arrays_hash, make_manifest
+
+    events = np.random.default_rng(0).random((4, 3, 4))
+    path = tmp_path / "gen.hdf5"
+    manifest = make_manifest({}, content=arrays_hash([events + 1.0]))  # recorded for other events
+    write_events(path, events, {"process": "muon_decay", MANIFEST_ATTRIBUTE: manifest})
+    truth = REPO / "gsgm" / "data" / "builtin" / "phase_space" / "muon_decay.hdf5"
+    args = build_parser().parse_args(
+        [
+            "evaluate",
+            "phase-space",
+            "--truth",
+            str(truth),
+            "--gen",
+            str(path),
+            "--out",
+            str(tmp_path / "report"),
+        ]
+    )
+    with pytest.raises(SampleSetError, match="gen.hdf5: its samples differ"):
+        args.handler(args)

@@ -88,11 +88,11 @@ def _truth(spec: str, showers: int, seed: int):
 def _generated(items: list[str]):
     import h5py
 
-    from gsgm.data.calo_format import read_point_cloud_file
+    from gsgm.generation.sample_sets import read_calo_samples
 
     samples, attrs = {}, {}
     for label, path in _parse_gen(items).items():
-        samples[label] = read_point_cloud_file(path)
+        samples[label] = read_calo_samples(path)  # checked against its manifest
         with h5py.File(path, "r") as handle:
             attrs[label] = {k: handle.attrs[k].item() if hasattr(handle.attrs[k], "item") else handle.attrs[k]
                             for k in ("seconds", "steps", "sampler") if k in handle.attrs}  # fmt: skip

@@ -100,6 +100,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     from gsgm.data.phase_space_files import read_events, resolve_events_path
+    from gsgm.generation.sample_sets import MANIFEST_ATTRIBUTE, verify_sample_file
 
     spec = args.truth
     path = resolve_events_path("builtin", spec.split(":", 1)[1]) if spec.startswith("builtin:") else spec
@@ -116,6 +117,7 @@ def _load(args: argparse.Namespace):
     models = {}
     for label, file in zip(labels, args.gen, strict=True):
         events, gen_attrs = read_events(file)
+        verify_sample_file(file, [events], gen_attrs.get(MANIFEST_ATTRIBUTE))  # a changed file is refused
         if gen_attrs.get("process", process) != process:
             raise ValueError(f"{file} holds {gen_attrs['process']} events, the truth {process}")
         if events.shape[1] != truth.shape[1]:

@@ -17,6 +17,7 @@ Per shower (as CaloClouds II):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,13 @@ from gsgm.diffusion.edm import VEAsVPDenoiser
 from gsgm.diffusion.samplers import sample_ancestral, sample_probability_flow
 from gsgm.diffusion.schedules import DiscreteCosineSchedule, KarrasSchedule
 from gsgm.families.calo import CALO
-from gsgm.generation.sample_sets import prepare_output
+from gsgm.generation.sample_sets import (
+    MANIFEST_ATTRIBUTE,
+    arrays_hash,
+    calo_arrays,
+    make_manifest,
+    prepare_output,
+)
 
 __all__ = ["SAMPLERS", "CaloSamples", "HitCalibration", "generate_from_model", "sample_showers_to_file"]
 
@@ -277,5 +284,11 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
         "sampler": sampler, "steps": int(steps), "run": str(chosen), "seed": int(seed),
         "calibration_a": calibration.a, "calibration_b": calibration.b, "seconds": seconds,
     }  # fmt: skip
+    manifest = make_manifest(
+        {"kind": "calo showers", "run": str(Path(chosen).resolve()), "sampler": sampler, "steps": int(steps),
+         "seed": int(seed), "per_class": per_class},
+        content=arrays_hash(calo_arrays(sample)),
+    )  # fmt: skip
+    attributes[MANIFEST_ATTRIBUTE] = json.dumps(manifest)
     write_point_cloud_file(out, sample, attributes)
     return CaloSamples(Path(out), len(sample), sampler, int(steps), seconds, calibration)

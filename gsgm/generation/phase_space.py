@@ -11,7 +11,7 @@ import numpy as np
 from gsgm.data.phase_space_files import write_events
 from gsgm.data.phase_space_processes import PROCESSES
 from gsgm.families.phase_space import PHASE_SPACE, events_from_samples
-from gsgm.generation.sample_sets import prepare_output
+from gsgm.generation.sample_sets import MANIFEST_ATTRIBUTE, arrays_hash, make_manifest, prepare_output
 
 __all__ = ["PhaseSpaceSamples", "sample_phase_space"]
 
@@ -83,5 +83,10 @@ def sample_phase_space(
         "seconds": seconds,
         "ms_per_event": 1e3 * seconds / per_class,
     }
+    attrs[MANIFEST_ATTRIBUTE] = make_manifest(
+        {"kind": "phase-space events", "run": str(Path(run).resolve()), "steps": steps, "seed": seed,
+         "per_class": per_class},
+        content=arrays_hash([np.asarray(events, np.float64)]),
+    )  # fmt: skip
     write_events(out, events, attrs)
     return PhaseSpaceSamples(Path(out), per_class, steps, seconds)

@@ -42,10 +42,12 @@ __all__ = [
     "ChunkStore",
     "SampleSetError",
     "arrays_hash",
+    "calo_arrays",
     "chunk_seed",
     "finished_already",
     "make_manifest",
     "prepare_output",
+    "read_calo_samples",
     "read_manifest",
     "verify_sample_directory",
     "verify_sample_file",
@@ -358,3 +360,30 @@ def verify_sample_file(
             "changed or damaged file; sample again"
         )
     return manifest
+
+
+def calo_arrays(sample) -> list[np.ndarray]:
+    """The arrays of a shower file (:class:`gsgm.data.calo_format.CaloSample`) as stored: what the
+    content hash of its manifest covers."""
+    return [
+        sample.energies.astype(np.float32),
+        sample.points.astype(np.float32),
+        sample.num_points.astype(np.int32),
+    ]
+
+
+def read_calo_samples(path: str | os.PathLike):
+    """A generated shower file, checked against its manifest (see :func:`verify_sample_file`).
+
+    Raises:
+        CaloFormatError: not a valid point-cloud file. SampleSetError: its showers changed since written.
+    """
+    import h5py
+
+    from gsgm.data.calo_format import read_point_cloud_file
+
+    sample = read_point_cloud_file(path)
+    with h5py.File(path, "r") as handle:
+        manifest = handle.attrs.get(MANIFEST_ATTRIBUTE)
+    verify_sample_file(path, calo_arrays(sample), manifest)
+    return sample
