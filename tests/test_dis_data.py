@@ -188,5 +188,6 @@ def test_make_dis_script_writes_the_generators_events_and_rejects_bad_arguments(
     np.testing.assert_array_equal(written.particles, expected.particles)
     assert "--events 60" in written.attributes["command"] and written.attributes["seed"] == 3
     bad = run("--events", "0", "--seed", "1", "--out", str(tmp_path / "x.h5"))
-    assert bad.returncode == 2 and "error: --kind dis needs --events N >= 1" in bad.stderr
+    # refused by the argument parser (gsgm.utils.cli.positive_int), before any work
+    assert bad.returncode == 2 and "argument --events: must be a positive integer, got 0" in bad.stderr
     assert not (tmp_path / "x.h5").exists()

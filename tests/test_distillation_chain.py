@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 
 from gsgm.config import load_config
-from gsgm.data.jetnet_format import read_jetnet_file, validate_arrays
+from gsgm.data.jetnet_format import JET_CLASSES, read_jetnet_file, validate_arrays
 from gsgm.families.fpcd import FPCD, build_distillation_model, build_model, load_trained_model, train
 from gsgm.generation.jets import generate_jets
+from gsgm.generation.sample_sets import chunk_seed
 from gsgm.training import loop as trainer_module
 from gsgm.training.distill import (
     DistillationSetupError,
@@ -257,7 +258,9 @@ def test_sample_cli_steps_picks_the_distilled_stage(base_run, chain, tmp_path):
     expected = {}
     for run in (stage_dir(base_run, 2), base_run):
         model, preprocessor, cfg = load_trained_model(run)
-        expected[run] = generate_jets(model, preprocessor, cfg, 6, ["t"], num_steps=2, seed=3)["t"]
+        # sample.py samples in chunks, each seeded from (seed, class, chunk): here one chunk of 6
+        chunk = chunk_seed(3, JET_CLASSES.index("t"), 0)
+        expected[run] = generate_jets(model, preprocessor, cfg, 6, ["t"], num_steps=2, seed=chunk)["t"]
     np.testing.assert_allclose(particles, expected[stage_dir(base_run, 2)][0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(jets, expected[stage_dir(base_run, 2)][1], rtol=1e-5, atol=1e-3)
     assert not np.allclose(jets, expected[base_run][1], rtol=1e-5, atol=1e-3)  # the base model differs

@@ -207,9 +207,10 @@ def test_cli_writes_both_file_sets(tmp_path):
     [
         (["--classes", "x"], "unknown jet class 'x'"),
         (["--particles", "40"], "--particles must be 30, 150 or 30,150"),
-        (["--jets-per-class", "0"], "--jets-per-class must be >= 1"),
-        (["--workers", "0"], "--workers must be >= 1"),
-        (["--seed", "-3"], "--seed must be >= 0"),
+        # checked by the argument parser (gsgm.utils.cli types), before any work
+        (["--jets-per-class", "0"], "argument --jets-per-class: must be a positive integer, got 0"),
+        (["--workers", "0"], "argument --workers: must be a positive integer, got 0"),
+        (["--seed", "-3"], "argument --seed: must be >= 0, got -3"),
         (["--pt-hat-min", "2000"], "pt_hat_min < pt_hat_max"),
     ],
 )

@@ -76,6 +76,13 @@ def _commands(name: str) -> Command | dict[str, Command]:
     return Command(module.HELP, module.DESCRIPTION, module.add_arguments, module.run)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors follow the project's convention: one line, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -91,7 +98,7 @@ def _add(subparsers, name: str, command: Command) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``gsgm`` parser with every subcommand (their modules are imported, TensorFlow is not)."""
-    parser = argparse.ArgumentParser(prog="gsgm", description=USAGE, formatter_class=_formatter)
+    parser = OneLineParser(prog="gsgm", description=USAGE, formatter_class=_formatter)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         commands = _commands(name)
@@ -123,7 +130,7 @@ def run_script(name: str, kind: str | None = None, argv: Sequence[str] | None = 
     commands = _commands(name)
     command = commands if isinstance(commands, Command) else commands[kind]
     prog = sys.argv[0].rsplit("/", 1)[-1]
-    parser = argparse.ArgumentParser(prog=prog, description=command.description, formatter_class=_formatter)
+    parser = OneLineParser(prog=prog, description=command.description, formatter_class=_formatter)
     command.add_arguments(parser)
     args = parser.parse_args(argv)
     run_cli(lambda: command.run(args))

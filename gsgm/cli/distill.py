@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gsgm.cli.train import add_distributed_arguments, add_testing_arguments
+from gsgm.utils.cli import positive_int
 
 NAME = "distill"
 HELP = "progressive distillation: halve the sampling steps stage by stage"
@@ -26,13 +27,15 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="trained run directory (gsgm train)")
-    parser.add_argument("--until", type=int, default=1, help="steps of the last stage (default: 1)")
+    parser.add_argument("--until", type=positive_int, default=1, help="steps of the last stage (default: 1)")
     parser.add_argument(
-        "--epochs-per-stage", type=int, help="epochs of each stage (default: the run's training.epochs)"
+        "--epochs-per-stage",
+        type=positive_int,
+        help="epochs of each stage (default: the run's training.epochs)",
     )
     parser.add_argument(
         "--start-steps",
-        type=int,
+        type=positive_int,
         help="steps of the undistilled teacher (default: the run's sampling.num_steps, 512 for the paper)",
     )
     parser.add_argument("--data", help="data directory or 'builtin' (default: the run's own data source)")

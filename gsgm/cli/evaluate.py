@@ -9,6 +9,8 @@ from gsgm.cli import Command
 from gsgm.cli import evaluate_calo as _calo
 from gsgm.cli import evaluate_dis as _dis
 from gsgm.cli.phase_space import EVALUATE as PHASE_SPACE_EVALUATE
+from gsgm.utils.cli import positive_int
+from gsgm.utils.outputs import check_output_dir
 
 HELP = "jets | images | phase-space | calo: the papers' metrics of generated samples vs truth, with floors"
 
@@ -45,11 +47,15 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
     add_sample_arguments(parser, default_jets=50_000)
     parser.add_argument("--out", required=True, help="report directory (metrics.json, metrics.md)")
     parser.add_argument(
-        "--bootstrap", type=int, default=5, metavar="B", help="resamples for the W1 metrics (default 5)"
+        "--bootstrap",
+        type=positive_int,
+        default=5,
+        metavar="B",
+        help="resamples for the W1 metrics (default 5)",
     )
     parser.add_argument(
         "--cov-mmd-batches",
-        type=int,
+        type=positive_int,
         default=10,
         metavar="B",
         help="COV/MMD batches of 100 jets (default 10)",
@@ -73,6 +79,7 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_jets(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.cli.jet_sample_args import load_comparison_from_args
     from gsgm.evaluation.efp_cache import default_cache_dir
     from gsgm.evaluation.metrics import METRIC_KEYS, EvaluationConfig
@@ -135,6 +142,7 @@ def parse_named_files(items: list[str], option: str = "--samples") -> dict[str, 
 
 
 def run_images(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     sources = parse_named_files(args.samples)
     from gsgm.data.images import load_jet_images
     from gsgm.data.jetnet_format import JET_CLASSES

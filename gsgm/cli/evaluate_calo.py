@@ -7,6 +7,8 @@ import json
 import sys
 
 from gsgm.cli import Command
+from gsgm.utils.cli import non_negative_int, positive_float, positive_int
+from gsgm.utils.outputs import check_output_dir
 
 EVALUATE_DESCRIPTION = """Compare generated showers with truth: the W1 table of CaloClouds II (seminar
 Table 1)
@@ -36,9 +38,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gen", action="append", required=True, metavar="LABEL=FILE",
                         help="a generated shower file (gsgm sample); repeat per model")  # fmt: skip
     parser.add_argument("--truth", default="gflash", help="truth shower file, or 'gflash' (default)")
-    parser.add_argument("--showers", type=int, default=2000, help="GFlash truth showers (default 2000)")
     parser.add_argument(
-        "--truth-seed", type=int, default=1001, help="seed of the GFlash truth (default 1001)"
+        "--showers", type=positive_int, default=2000, help="GFlash truth showers (default 2000)"
+    )
+    parser.add_argument(
+        "--truth-seed", type=non_negative_int, default=1001, help="seed of the GFlash truth (default 1001)"
     )
     parser.add_argument("--out", required=True, help="output directory")
 
@@ -46,13 +50,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--reference", help="second truth file for the floor (default: GFlash, seed + 1)")
-    parser.add_argument("--resamples", type=int, default=10, help="bootstrap resamples (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    parser.add_argument("--resamples", type=positive_int, default=10, help="bootstrap resamples (default 10)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the resampling")
 
 
 def add_plot_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--window", type=float, default=5.0, help="half width [GeV] around 10/50/90 GeV")
+    parser.add_argument(
+        "--window", type=positive_float, default=5.0, help="half width [GeV] around 10/50/90 GeV"
+    )
 
 
 def _parse_gen(items: list[str]) -> dict[str, str]:
@@ -82,11 +88,11 @@ def _truth(spec: str, showers: int, seed: int):
 def _generated(items: list[str]):
     import h5py
 
-    from gsgm.data.calo_format import read_point_cloud_file
+    from gsgm.generation.sample_sets import read_calo_samples
 
     samples, attrs = {}, {}
     for label, path in _parse_gen(items).items():
-        samples[label] = read_point_cloud_file(path)
+        samples[label] = read_calo_samples(path)  # checked against its manifest
         with h5py.File(path, "r") as handle:
             attrs[label] = {k: handle.attrs[k].item() if hasattr(handle.attrs[k], "item") else handle.attrs[k]
                             for k in ("seconds", "steps", "sampler") if k in handle.attrs}  # fmt: skip
@@ -95,6 +101,7 @@ def _generated(items: list[str]):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     from pathlib import Path
 
     from gsgm.data.calo_format import read_point_cloud_file
@@ -132,6 +139,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.evaluation.calo import observables, plot_arrays
     from gsgm.plotting.calo import plot_calo_panels
     from gsgm.plotting.style import save_figure

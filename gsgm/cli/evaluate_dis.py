@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gsgm.cli import Command
+from gsgm.utils.cli import non_negative_int, positive_int
+from gsgm.utils.outputs import check_output_dir
 
 EVALUATE = """Compare generated DIS event images with Pythia: W1 of the 1D observables (z, eta, phi per
 species, multiplicities, sum z, leading-electron z and eta, Q^2, x) with the truth-vs-truth floor and the
@@ -35,9 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=FILE",
         help="a model's sample file (from gsgm sample); repeat for each model; none: truth only",
     )
-    parser.add_argument("--pixels", type=int, default=64, help="image size when no --samples (default 64)")
-    parser.add_argument("--max-events", type=int, help="use at most this many truth events")
-    parser.add_argument("--seed", type=int, default=0, help="split of the truth into halves (default 0)")
+    parser.add_argument(
+        "--pixels", type=positive_int, default=64, help="image size when no --samples (default 64)"
+    )
+    parser.add_argument("--max-events", type=positive_int, help="use at most this many truth events")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="split of the truth into halves (default 0)"
+    )
     parser.add_argument("--out", required=True, help="report directory")
 
 
@@ -70,6 +76,7 @@ def _comparison(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace, plots: bool = True) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.evaluation.dis import evaluate_dis, format_dis_markdown, write_dis_report
 
     comparison = _comparison(args)
@@ -98,6 +105,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     _plot(_comparison(args), args.out)
     return 0
 

@@ -7,6 +7,8 @@ import contextlib
 import json
 import sys
 
+from gsgm.utils.cli import class_list
+
 NAME = "inspect"
 HELP = "per-class statistics of JetNet-format files (data or generated samples)"
 DESCRIPTION = """Print per-class statistics of the JetNet files in a directory.
@@ -30,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="30 or 150 particles per jet (default: whichever files exist, 30 if both)",
     )
     parser.add_argument(
-        "--classes", default=None, help="comma-separated classes, e.g. g,q (default: all present)"
+        "--classes",
+        type=class_list,
+        default=None,
+        help="comma-separated classes, e.g. g,q (default: all present)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print JSON instead of a table (stdout is pure JSON)"

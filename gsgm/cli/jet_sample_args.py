@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gsgm.evaluation.samples import DEFAULT_TRUTH_SPLIT
+from gsgm.utils.cli import class_list, non_negative_int, positive_int
 
 
 class _GenAction(argparse.Action):
@@ -41,13 +42,15 @@ def add_sample_arguments(parser: argparse.ArgumentParser, default_jets: int) -> 
         "--gen", action=_GenAction, required=True, metavar="DIR", help="generated directory (repeatable)"
     )
     parser.add_argument("--label", action=_LabelAction, metavar="L", help="name of the preceding --gen")
-    parser.add_argument("--classes", help="comma-separated classes (default: those of the first --gen)")
+    parser.add_argument(
+        "--classes", type=class_list, help="comma-separated classes (default: those of the first --gen)"
+    )
     parser.add_argument(
         "--particles", type=int, choices=(30, 150), help="particles per jet (default: what the files have)"
     )
     parser.add_argument(
         "--jets-per-class",
-        type=int,
+        type=positive_int,
         default=default_jets,
         metavar="N",
         help=f"jets per sample and class (default {default_jets}; reduced to what the files hold)",
@@ -58,7 +61,9 @@ def add_sample_arguments(parser: argparse.ArgumentParser, default_jets: int) -> 
         help=f"jetnet split(s) of the truth files: train, valid, test, all or e.g. valid,test "
         f"(default {DEFAULT_TRUTH_SPLIT}: the jets jetnet's default split does not train on)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every resampling (default 0)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of every resampling (default 0)"
+    )
 
 
 def gen_dirs_from_args(args: argparse.Namespace) -> list[tuple[str, str]]:

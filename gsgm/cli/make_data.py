@@ -23,6 +23,7 @@ particles and ``g150.hdf5`` with the leading 150), so both describe the same jet
 progress and errors go to stderr.
 """
 from gsgm.cli.make_dis_data import DESCRIPTION as _DIS_DESCRIPTION  # noqa: E402
+from gsgm.utils.cli import class_list, non_negative_int, positive_float, positive_int  # noqa: E402
 
 DESCRIPTION += "\n" + _DIS_DESCRIPTION
 
@@ -46,20 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = GenerationSettings()
     parser.add_argument("--kind", choices=("jets", "dis"), default="jets", help="jets (default) or dis")
     parser.add_argument(
-        "--classes", default="g,q,t,w,z", help="comma-separated jet classes (default: all five)"
+        "--classes",
+        type=class_list,
+        default="g,q,t,w,z",
+        help="comma-separated jet classes (default: all five)",
     )
-    parser.add_argument("--jets-per-class", type=int, help="jets per class (--kind jets)")
+    parser.add_argument("--jets-per-class", type=positive_int, help="jets per class (--kind jets)")
     parser.add_argument(
         "--particles", default="30", help="30, 150 or 30,150 (both from the same jets); default 30"
     )
-    parser.add_argument("--seed", type=int, required=True, help="base seed (>= 0)")
+    parser.add_argument("--seed", type=non_negative_int, required=True, help="base seed (>= 0)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: number of cores)")
-    parser.add_argument("--chunk-size", type=int, default=defaults.chunk_size, help="jets per seeded chunk")
-    parser.add_argument("--pt-hat-min", type=float, default=defaults.pt_hat_min, help="GeV")
-    parser.add_argument("--pt-hat-max", type=float, default=defaults.pt_hat_max, help="GeV")
-    parser.add_argument("--jet-pt-min", type=float, default=defaults.jet_pt_min, help="GeV")
-    parser.add_argument("--jet-pt-max", type=float, default=defaults.jet_pt_max, help="GeV")
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: number of cores)"
+    )
+    parser.add_argument(
+        "--chunk-size", type=positive_int, default=defaults.chunk_size, help="jets per seeded chunk"
+    )
+    parser.add_argument("--pt-hat-min", type=positive_float, default=defaults.pt_hat_min, help="GeV")
+    parser.add_argument("--pt-hat-max", type=positive_float, default=defaults.pt_hat_max, help="GeV")
+    parser.add_argument("--jet-pt-min", type=positive_float, default=defaults.jet_pt_min, help="GeV")
+    parser.add_argument("--jet-pt-max", type=positive_float, default=defaults.jet_pt_max, help="GeV")
     parser.add_argument(
         "--no-containment",
         action="store_true",

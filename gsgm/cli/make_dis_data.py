@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from gsgm.utils.cli import positive_float, positive_int
+from gsgm.utils.outputs import check_output_file
+
 DESCRIPTION = """DIS (--kind dis): NC e- p events at sqrt(s) = 105 GeV, Q^2 > 25 GeV^2, pi+ / e- / K+ with
 |eta| < 10, rotated so the leading electron sits at phi = -pi; one HDF5 file --out (gsgm.data.dis_format).
 
@@ -23,21 +26,24 @@ def add_dis_arguments(parser: argparse.ArgumentParser) -> None:
 
     defaults = DisSettings()
     group = parser.add_argument_group("DIS (--kind dis)")
-    group.add_argument("--events", type=int, help="number of events")
-    group.add_argument("--sqrt-s", type=float, default=defaults.sqrt_s, help="GeV (default 105)")
-    group.add_argument("--q2-min", type=float, default=defaults.q2_min, help="GeV^2 (default 25)")
-    group.add_argument("--eta-max", type=float, default=defaults.eta_max, help="|eta| cut (default 10)")
+    group.add_argument("--events", type=positive_int, help="number of events")
+    group.add_argument("--sqrt-s", type=positive_float, default=defaults.sqrt_s, help="GeV (default 105)")
+    group.add_argument("--q2-min", type=positive_float, default=defaults.q2_min, help="GeV^2 (default 25)")
+    group.add_argument(
+        "--eta-max", type=positive_float, default=defaults.eta_max, help="|eta| cut (default 10)"
+    )
     group.add_argument(
         "--electron-energy",
-        type=float,
+        type=positive_float,
         help="collider frame with this electron beam energy [GeV] (default: centre-of-mass frame)",
     )
     group.add_argument(
-        "--events-per-chunk", type=int, default=defaults.chunk_size, help="events per seeded chunk"
+        "--events-per-chunk", type=positive_int, default=defaults.chunk_size, help="events per seeded chunk"
     )
 
 
 def run_dis(args: argparse.Namespace) -> int:
+    check_output_file(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.data.dis_format import SPECIES, write_dis_file
     from gsgm.data.dis_generation import DisSettings, dis_provenance, generate_dis_events
 

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from gsgm.utils.cli import non_negative_int, positive_float, positive_int
+from gsgm.utils.outputs import check_output_file
+
 NAME = "make-showers"
 HELP = "simulate calorimeter photon showers (GFlash stand-in, or Geant4 where installed)"
 DESCRIPTION = """Simulate photon showers in an ILD-like W/Si calorimeter (30 layers, 5 x 5 mm cells) and write
@@ -28,21 +31,24 @@ Examples (the shipped sample, gsgm/data/builtin/calo_showers.h5):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--showers", type=int, required=True, help="number of showers")
-    parser.add_argument("--seed", type=int, required=True, help="base seed (>= 0)")
+    parser.add_argument("--showers", type=positive_int, required=True, help="number of showers")
+    parser.add_argument("--seed", type=non_negative_int, required=True, help="base seed (>= 0)")
     parser.add_argument("--out", type=Path, required=True, help="output HDF5 file")
-    parser.add_argument("--energy-min", type=float, default=10.0, help="GeV (default 10)")
-    parser.add_argument("--energy-max", type=float, default=90.0, help="GeV (default 90)")
-    parser.add_argument("--energy", type=float, help="fixed incident energy [GeV] (overrides the range)")
+    parser.add_argument("--energy-min", type=positive_float, default=10.0, help="GeV (default 10)")
+    parser.add_argument("--energy-max", type=positive_float, default=90.0, help="GeV (default 90)")
+    parser.add_argument(
+        "--energy", type=positive_float, help="fixed incident energy [GeV] (overrides the range)"
+    )
     parser.add_argument("--engine", choices=("gflash", "geant4"), default="gflash")
-    parser.add_argument("--workers", type=int, help="processes (default: all cores)")
-    parser.add_argument("--chunk-size", type=int, default=100, help="showers per seeded chunk")
-    parser.add_argument("--sampling-term", type=float, default=0.166, help="c_s [sqrt(GeV)], gflash")
+    parser.add_argument("--workers", type=positive_int, help="processes (default: all cores)")
+    parser.add_argument("--chunk-size", type=positive_int, default=100, help="showers per seeded chunk")
+    parser.add_argument("--sampling-term", type=positive_float, default=0.166, help="c_s [sqrt(GeV)], gflash")
     parser.add_argument("--physics-list", default="FTFP_BERT", help="Geant4 reference physics list")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_file(args.out, option="--out")  # before any work: no compute lost to a bad path
     low, high = (args.energy, args.energy) if args.energy is not None else (args.energy_min, args.energy_max)
     command = " ".join(["gsgm make-showers", shlex.join(sys.argv[1:])])
     if args.out.is_dir():

@@ -9,6 +9,8 @@ import sys
 import time
 
 from gsgm.cli import Command
+from gsgm.utils.cli import finite_float, non_negative_int, positive_int
+from gsgm.utils.outputs import check_output_dir, check_output_file
 
 __all__ = ["EVALUATE", "HELP", "PLOT", "DESCRIPTION", "add_arguments", "run"]
 
@@ -33,16 +35,19 @@ Examples (the shipped sample, gsgm/data/builtin/phase_space):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process", required=True, choices=("muon_decay", "qqg", "antenna"))
-    parser.add_argument("--events", type=int, required=True, help="number of events")
-    parser.add_argument("--seed", type=int, required=True, help="seed (>= 0)")
-    parser.add_argument("--y-min", type=float, default=0.01, help="qqg: cut on every s_ij (default 0.01)")
+    parser.add_argument("--events", type=positive_int, required=True, help="number of events")
+    parser.add_argument("--seed", type=non_negative_int, required=True, help="seed (>= 0)")
     parser.add_argument(
-        "--xi-max", type=float, default=1000.0, help="antenna: cut max s_ij <= XI min s_ij (default 1000)"
+        "--y-min", type=finite_float, default=0.01, help="qqg: cut on every s_ij (default 0.01)"
+    )
+    parser.add_argument(
+        "--xi-max", type=finite_float, default=1000.0, help="antenna: cut max s_ij <= XI min s_ij (default 1000)"
     )
     parser.add_argument("--out", required=True, help="event file to write (HDF5)")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_file(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.data.phase_space_files import write_events
     from gsgm.data.phase_space_processes import generate_events
 
@@ -101,13 +106,16 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth", required=True, help="truth event file, or builtin:PROCESS")
     parser.add_argument("--gen", action="append", default=[], help="generated event file (repeatable)")
     parser.add_argument("--label", action="append", default=[], help="label of each --gen file")
-    parser.add_argument("--max-events", type=int, help="cap on the events per sample")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the truth split (default 0)")
+    parser.add_argument("--max-events", type=positive_int, help="cap on the events per sample")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the truth split (default 0)"
+    )
     parser.add_argument("--out", required=True, help="output directory")
 
 
 def _load(args: argparse.Namespace):
     from gsgm.data.phase_space_files import read_events, resolve_events_path
+    from gsgm.generation.sample_sets import MANIFEST_ATTRIBUTE, verify_sample_file
 
     spec = args.truth
     path = resolve_events_path("builtin", spec.split(":", 1)[1]) if spec.startswith("builtin:") else spec
@@ -127,6 +135,7 @@ def _load(args: argparse.Namespace):
     models = {}
     for label, file in zip(labels, args.gen, strict=True):
         events, gen_attrs = read_events(file)
+        verify_sample_file(file, [events], gen_attrs.get(MANIFEST_ATTRIBUTE))  # a changed file is refused
         if gen_attrs.get("process", process) != process:
             raise ValueError(f"{file} holds {gen_attrs['process']} events, the truth {process}")
         if events.shape[1] != truth.shape[1]:
@@ -136,6 +145,7 @@ def _load(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.evaluation.phase_space import evaluate_phase_space, format_markdown, write_report
 
     truth, models, process, y_min = _load(args)
@@ -149,6 +159,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     import matplotlib
 
     matplotlib.use("Agg")  # files only

@@ -10,6 +10,8 @@ from gsgm.cli import Command
 from gsgm.cli import evaluate_calo as _calo
 from gsgm.cli import evaluate_dis as _dis
 from gsgm.cli.phase_space import PLOT as PHASE_SPACE_PLOT
+from gsgm.utils.cli import positive_int
+from gsgm.utils.outputs import check_output_dir
 
 HELP = "jets | images | training | timing | phase-space | calo: the papers' figures"
 
@@ -74,6 +76,7 @@ def add_jet_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_jets(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     _files_only()
     import numpy as np
 
@@ -108,11 +111,14 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samples", action="append", default=[], metavar="NAME=FILE", help="repeat per model"
     )
-    parser.add_argument("--per-class", type=int, default=2, help="images per class in the model figures")
+    parser.add_argument(
+        "--per-class", type=positive_int, default=2, help="images per class in the model figures"
+    )
     parser.add_argument("--out", required=True, help="directory for the figures")
 
 
 def run_images(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     from gsgm.cli.evaluate import parse_named_files
 
     named = parse_named_files(args.samples)
@@ -155,6 +161,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_training(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     _files_only()
     from gsgm.generation.runs import read_training_history
     from gsgm.plotting import plot_training_history, save_figure
@@ -171,6 +178,7 @@ def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_timing(args: argparse.Namespace) -> int:
+    check_output_dir(args.out, option="--out")  # before any work: no compute lost to a bad path
     _files_only()
     from gsgm.plotting import load_timing_results, plot_generation_time, save_figure
 

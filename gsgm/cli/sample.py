@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gsgm.utils.cli import class_list, non_negative_int, positive_float, positive_int
+
 HELP = "sample from a trained run (any family) into sample files"
 DESCRIPTION = """Sample from a trained run; the run's family decides the sampler and the file format.
 
@@ -12,6 +14,12 @@ t150.hdf5, ...) and append a timing record (time per jet, steps, particles, batc
 OUT/timing.json, which `gsgm plot timing` draws. With a distillation chain (`gsgm distill`), --steps N
 samples from the stage distilled to N steps. Jet-image runs write one HDF5 file --out holding
 ``images`` [M, 25, 25], ``labels`` [M] and the provenance. A progress bar with ETA goes to stderr.
+
+Nothing is overwritten without --overwrite: --out must be new or an empty directory (checked, with
+the free space, before sampling starts). Samples are kept in chunks as they finish: after a kill,
+the same command continues where it stopped and writes exactly what an uninterrupted run writes.
+The output appears complete or not at all, with a manifest (run, steps, seed, classes, hashes) that
+the evaluation checks.
 
 Examples:
     gsgm sample --run runs/quick --per-class 1000 --steps 64 --out runs/quick/samples
@@ -29,24 +37,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jets-per-class",
         "--images-per-class",
         dest="per_class",
-        type=int,
+        type=positive_int,
         required=True,
         help="samples per class",
     )
     parser.add_argument(
         "--out", required=True, help="where to write the samples (FPCD: a directory; images: a file)"
     )
-    parser.add_argument("--classes", help="comma-separated subset, e.g. g,t (default: the run's classes)")
-    parser.add_argument("--steps", type=int, help="sampler steps (default: the run config's)")
-    parser.add_argument("--seed", type=int, default=0, help="same seed -> same samples (default 0)")
     parser.add_argument(
-        "--batch-size", type=int, help="samples per sampler call (default: FPCD 10000, images 500)"
+        "--overwrite",
+        action="store_true",
+        help="replace what --out holds (a directory as a whole), and discard an interrupted sampling "
+        "into it that used other settings",
+    )
+    parser.add_argument(
+        "--classes", type=class_list, help="comma-separated subset, e.g. g,t (default: the run's classes)"
+    )
+    parser.add_argument("--steps", type=positive_int, help="sampler steps (default: the run config's)")
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="same seed -> same samples (default 0)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, help="samples per sampler call (default: FPCD 10000, images 500)"
     )
     fpcd = parser.add_argument_group("FPCD")
     fpcd.add_argument(
         "--buckets",
         dest="num_buckets",
-        type=int,
+        type=positive_int,
         help="multiplicity groups per batch (default 8); padded slots beyond each group's largest jet "
         "are skipped",
     )
@@ -72,7 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "variance) or ddim (default: the run config's)",
     )
     calo = parser.add_argument_group("calorimeter showers (--per-class = number of showers)")
-    calo.add_argument("--energy", type=float, help="fixed incident energy [GeV] (default: uniform 10-90)")
+    calo.add_argument(
+        "--energy", type=positive_float, help="fixed incident energy [GeV] (default: uniform 10-90)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
         "write_timing": args.write_timing,
         "sampler": args.sampler,
         "energy": args.energy,
+        # only when asked: a family plugin's sampler need not know the option
+        "overwrite": True if args.overwrite else None,
     }
     result = sample_run(args.run, args.out, args.per_class, **options)
     print(result.summary())

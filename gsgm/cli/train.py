@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gsgm.utils.cli import non_negative_int, positive_int
+
 NAME = "train"
 HELP = "train a model (any family) into a run directory, or continue it"
 DESCRIPTION = """Train a model into a run directory; the config's family decides what is trained.
@@ -69,9 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", help="run directory to create or to resume (default: $GSGM_RUN_DIR, else runs/<config name>)"
     )
     parser.add_argument(
-        "--epochs", type=int, help="override training.epochs (length of the learning-rate schedule)"
+        "--epochs", type=positive_int, help="override training.epochs (length of the learning-rate schedule)"
     )
-    parser.add_argument("--seed", type=int, help="override training.seed")
+    parser.add_argument("--seed", type=non_negative_int, help="override training.seed")
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -79,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and a missing one started)",
     )
     parser.add_argument(
-        "--max-jets-per-class", type=int, help="use only this many training samples per class"
+        "--max-jets-per-class", type=positive_int, help="use only this many training samples per class"
     )
     parser.add_argument(
         "--verbose",

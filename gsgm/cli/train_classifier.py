@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gsgm.utils.cli import non_negative_int, positive_int
+
 HELP = "train the jet-image classifier of the image evaluation's FD"
 DESCRIPTION = """Train the small jet-image classifier whose embedding the evaluation's FD uses, on truth
 images.
@@ -21,9 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", help="weights file (default: gsgm/evaluation/weights/jet_image_classifier.weights.h5)"
     )
-    parser.add_argument("--epochs", type=int, default=40, help="maximum epochs (early stopping on valid)")
-    parser.add_argument("--patience", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--epochs", type=positive_int, default=40, help="maximum epochs (early stopping on valid)"
+    )
+    parser.add_argument("--patience", type=positive_int, default=8)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from gsgm.cli.train import add_distributed_arguments
+from gsgm.utils.cli import positive_int
+from gsgm.utils.outputs import check_output_dir
 
 NAME = "tune"
 HELP = "Hyperband search (KerasTuner) over architecture and learning rate; exports the best config"
@@ -41,11 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project", help="KerasTuner project name inside --tuner-dir (default: the family name)"
     )
-    parser.add_argument("--max-epochs", type=int, default=10, help="Hyperband max_epochs (default 10)")
-    parser.add_argument("--factor", type=int, default=3, help="Hyperband reduction factor (default 3)")
-    parser.add_argument("--hyperband-iterations", type=int, default=1, help="full Hyperband runs (default 1)")
     parser.add_argument(
-        "--max-trials", type=int, help="stop after this many trials in all (default: Hyperband's full plan)"
+        "--max-epochs", type=positive_int, default=10, help="Hyperband max_epochs (default 10)"
+    )
+    parser.add_argument(
+        "--factor", type=positive_int, default=3, help="Hyperband reduction factor (default 3)"
+    )
+    parser.add_argument(
+        "--hyperband-iterations", type=positive_int, default=1, help="full Hyperband runs (default 1)"
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=positive_int,
+        help="stop after this many trials in all (default: Hyperband's full plan)",
     )
     parser.add_argument(
         "--space", help="JSON search space (default: the family's, e.g. gsgm.families.fpcd.SEARCH_SPACE)"
@@ -57,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--export", help="where to write the best config (default: TUNER_DIR/best.json)")
     parser.add_argument(
-        "--max-jets-per-class", type=int, help="use only this many training samples per class"
+        "--max-jets-per-class", type=positive_int, help="use only this many training samples per class"
     )
     parser.add_argument("--overwrite", action="store_true", help="discard an existing search in --tuner-dir")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras verbosity")
@@ -65,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.tuner_dir, option="--tuner-dir")  # before any work: no compute lost to a bad path
     from gsgm.training.distributed import init_distributed
 
     dist = init_distributed(args.distributed)

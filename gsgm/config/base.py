@@ -20,6 +20,7 @@ the dotted key (``embedding.time_dims[1]``, ``score.unet.dropout``) with a short
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +203,23 @@ def config_error(err: ValidationError, source: str) -> ConfigError:
     return ConfigError(source, _dotted(loc) or "<top level>", _message(first))
 
 
+def _first_non_finite(value: Any, key: str = "") -> tuple[str, float] | None:
+    """(dotted key, value) of the first NaN or infinity anywhere in parsed JSON ``value``, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key or "<top level>", value
+    if isinstance(value, dict):
+        items = ((f"{key}.{k}" if key else str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{key}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for child_key, child in items:
+        found = _first_non_finite(child, child_key)
+        if found is not None:
+            return found
+    return None
+
+
 def validate_section(cls: type[S], data: Any, source: str = "<dict>", *, require_all_keys: bool = True) -> S:
     """Validate ``data`` (parsed JSON, or a section instance to re-check) as ``cls``.
 
@@ -215,6 +233,11 @@ def validate_section(cls: type[S], data: Any, source: str = "<dict>", *, require
         data = data.model_dump(warnings=False)  # an edit may have broken a type: report it below
     if not isinstance(data, dict):
         raise ConfigError(source, "<top level>", f"expected a JSON object, got {_show(data)}")
+    non_finite = _first_non_finite(data)
+    if non_finite is not None:
+        # also inside free-form values (lists, dicts, Any) that pydantic's float rule does not reach
+        key, value = non_finite
+        raise ConfigError(source, key, f"must be a finite number, got {_show(value)}")
     try:
         return cls.model_validate(data, context=FILE_CONTEXT if require_all_keys else None)
     except ValidationError as err:

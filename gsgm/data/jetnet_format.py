@@ -154,6 +154,33 @@ def validate_arrays(
         )
 
 
+def check_physical_kinematics(particle_features: np.ndarray, jet_features: np.ndarray, source: str) -> None:
+    """Reject input jets whose kinematics cannot be physical: jet pT < 0, jet mass < 0, pt_rel < 0.
+
+    Applied to data and truth files (not to a generator's output, whose unphysical values are what
+    the evaluation measures). Arrays as in :func:`validate_arrays`.
+
+    Raises:
+        JetNetFormatError: naming ``source``, the quantity, how many jets and the first one.
+    """
+    checks = (
+        (jet_features[:, 0] < 0, f"'{JET_KEY}' pt (feature 0)", "jets"),
+        (jet_features[:, 2] < 0, f"'{JET_KEY}' mass (feature 2)", "jets"),
+        (
+            (particle_features[..., 2] < 0) & (particle_features[..., 3] > 0),
+            f"'{PARTICLE_KEY}' pt_rel",
+            "particles",
+        ),
+    )
+    for bad, what, unit in checks:
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise JetNetFormatError(
+                f"{source}: {what} is negative for {int(bad.sum())} {unit} (first at index {first}); "
+                "momenta and masses must be >= 0"
+            )
+
+
 def _clip_truncated_multiplicity(particle_features: np.ndarray, jet_features: np.ndarray) -> None:
     """Clip num_particles to P for jets whose P slots are all filled (in place).
 

@@ -23,6 +23,7 @@ from gsgm.data.jetnet_format import (
     JetNetFormatError,
     JetSample,
     check_class,
+    check_physical_kinematics,
     class_file_name,
     parse_classes,
     read_jetnet_file,
@@ -211,10 +212,19 @@ def load_class(
         jet_features [n, 4] float32 (pt [GeV], eta, mass [GeV], num_particles)), P = num_particles.
 
     Raises:
-        MissingDataError if the file is missing, JetNetFormatError if it is not valid JetNet data.
+        MissingDataError if the file is missing, JetNetFormatError if it is not valid JetNet data
+        or holds negative pT, mass or pt_rel.
     """
     (path,) = check_files(directory, [jet_class], num_particles)
     particle_features, jet_features = read_jetnet_file(path, expected_particles=num_particles)
+    check_physical_kinematics(particle_features, jet_features, str(path))
+    if not particle_features[..., 3].any():
+        # said here, where the file is known: the preprocessing would otherwise skip the class and a
+        # later step would ask to "refit" it
+        raise JetNetFormatError(
+            f"{path}: all {len(jet_features)} jets are empty (no particle has mask 1): class {jet_class} "
+            "has nothing to train on or compare with"
+        )
     index = jetnet_split_indices(len(jet_features), split, split_fraction, seed)
     return particle_features[index], jet_features[index]
 

@@ -19,6 +19,10 @@ Used by ``scripts/evaluate.py`` and ``plots/plot_jets.py``. The rules:
   does not train on (jetnet's FPND reference statistics use the same 30 %). ``"all"`` uses every jet of
   the files, including the training jets: more jets, but a model that memorised its training set
   would look better than it is.
+* **Whole sets only.** A generated directory written by ``gsgm sample`` is read only if its files
+  match its manifest (:func:`gsgm.generation.sample_sets.verify_sample_directory`): a directory mixing
+  files of several runs, or one whose sampling was interrupted, is refused. A truth directory must
+  not be a generated sample set, and its jets must have pT, mass and pt_rel >= 0.
 """
 
 from __future__ import annotations
@@ -34,12 +38,14 @@ from gsgm.data.jetnet_format import (
     JET_CLASSES,
     PARTICLE_COUNTS,
     JetSample,
+    check_physical_kinematics,
     class_file_name,
     parse_classes,
 )
 from gsgm.data.loading import SPLITS, jetnet_split_indices, resolve_data_dir
 from gsgm.data.preprocessing import recenter_particles
 from gsgm.generation.jet_files import read_jet_class_file
+from gsgm.generation.sample_sets import SampleSetError, read_manifest
 
 DEFAULT_TRUTH_SPLIT = "valid,test"
 # Below this many jets per sample the metrics are noise; refuse rather than print meaningless tables.
@@ -225,6 +231,10 @@ def load_comparison(
     if isinstance(classes, str):
         classes = parse_classes(classes)
     classes, num_particles = resolve_layout(truth_path, gen_paths, classes, num_particles)
+    if read_manifest(truth_path) is not None:
+        raise SampleSetError(
+            f"--truth {truth_dir} is a generated sample set (it has a manifest.json), not truth data"
+        )
     comparison = Comparison(
         str(truth_dir),
         ",".join(splits),
@@ -235,6 +245,9 @@ def load_comparison(
     rng = np.random.default_rng(seed)
     for jet_class in classes:
         particles, jets = read_jet_class_file(truth_path, jet_class, num_particles)
+        check_physical_kinematics(
+            particles, jets, str(truth_path / class_file_name(jet_class, num_particles))
+        )
         index = np.concatenate([jetnet_split_indices(len(jets), split) for split in splits])
         # The split is already a permutation, but a seeded shuffle keeps halves A and B random even for
         # a split list such as "valid,test" whose parts follow one another.

@@ -10,6 +10,8 @@ runs (gsgm.training); evaluation and plotting read samples through it and never 
   ``load_sampling_run``, ``read_training_history``.
 * :mod:`~gsgm.generation.jet_files`: JetNet-format sample directories (``write_jet_samples``,
   ``read_jet_class_file``).
+* :mod:`~gsgm.generation.sample_sets`: output safety of every sampler (``prepare_output``: no foreign
+  file overwritten; ``ChunkStore``: resumable chunks; manifests and ``verify_sample_directory``).
 * :mod:`~gsgm.generation.image_files`: the HDF5 image sample file (``write_images_file``,
   ``read_images_file``).
 * :mod:`~gsgm.generation.registry`: ``sample_run`` (any run: dispatches on its family),
@@ -34,6 +36,11 @@ _EXPORTS = {
     "write_images_file": "image_files",
     "read_jet_class_file": "jet_files",
     "write_jet_samples": "jet_files",
+    "write_jet_sample_set": "jet_files",
+    "ChunkStore": "sample_sets",
+    "SampleSetError": "sample_sets",
+    "prepare_output": "sample_sets",
+    "verify_sample_directory": "sample_sets",
     "ImageSamplingResult": "runs",
     "JetSamplingResult": "runs",
     "load_sampling_run": "runs",

@@ -17,6 +17,7 @@ Per shower (as CaloClouds II):
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,13 @@ from gsgm.diffusion.edm import VEAsVPDenoiser
 from gsgm.diffusion.samplers import sample_ancestral, sample_probability_flow
 from gsgm.diffusion.schedules import DiscreteCosineSchedule, KarrasSchedule
 from gsgm.families.calo import CALO
+from gsgm.generation.sample_sets import (
+    MANIFEST_ATTRIBUTE,
+    arrays_hash,
+    calo_arrays,
+    make_manifest,
+    prepare_output,
+)
 
 __all__ = ["SAMPLERS", "CaloSamples", "HitCalibration", "generate_from_model", "sample_showers_to_file"]
 
@@ -219,8 +227,12 @@ def calibrate_hits(
 
 def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", steps: int | None = None,
                            seed: int = 0, energy: float | None = None, energy_min: float = 10.0,
-                           energy_max: float = 90.0, batch_size: int = 64) -> CaloSamples:  # fmt: skip
+                           energy_max: float = 90.0, batch_size: int = 64,
+                           overwrite: bool = False) -> CaloSamples:  # fmt: skip
     """``gsgm sample --run RUN --per-class S``: S showers, energies uniform (or ``energy``), to ``out``.
+
+    ``out`` is checked before sampling (a writable file name with room for the showers; an existing
+    file only with ``overwrite``) and written atomically.
 
     ``sampler`` "cm" uses the run's consistency-distilled stage (``gsgm distill``); ``steps`` defaults
     to 100 (ddpm), the config's sampling.num_steps (edm, 25) or 1 (cm).
@@ -240,7 +252,13 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
                 f"{run} has no consistency-distilled stage (no distilled model for 1 steps): "
                 f"run gsgm distill --run {run} first"
             )
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    if energy is not None and not (np.isfinite(energy) and energy > 0):
+        raise ValueError(f"--energy must be a positive number of GeV, got {energy}")
     model, cfg = CALO.load_run(chosen)
+    # an estimate: about 1024 points of 4 float32 per shower, twice (temporary file and margin)
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 1024 * 16)
     if steps is None:
         steps = {"ddpm": cfg.sampling.ddpm_steps, "edm": cfg.sampling.num_steps, "cm": 1}[sampler]
     rng = np.random.default_rng(seed)
@@ -266,5 +284,11 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
         "sampler": sampler, "steps": int(steps), "run": str(chosen), "seed": int(seed),
         "calibration_a": calibration.a, "calibration_b": calibration.b, "seconds": seconds,
     }  # fmt: skip
+    manifest = make_manifest(
+        {"kind": "calo showers", "run": str(Path(chosen).resolve()), "sampler": sampler, "steps": int(steps),
+         "seed": int(seed), "per_class": per_class},
+        content=arrays_hash(calo_arrays(sample)),
+    )  # fmt: skip
+    attributes[MANIFEST_ATTRIBUTE] = json.dumps(manifest)
     write_point_cloud_file(out, sample, attributes)
     return CaloSamples(Path(out), len(sample), sampler, int(steps), seconds, calibration)

@@ -3,7 +3,10 @@
 Sample file (HDF5): ``images`` float32 [M, n, n, 3], the momentum fractions z per pixel (channels
 pi+, e-, K+; axis 1 eta, axis 2 phi), i.e. the model's z' in [-1, 1] mapped back by the inverse
 rescaling with its lower cut at z'_min (pixels at or below it are empty, 0). Root attributes: ``eta_max``,
-``sqrt_s``, ``run``, ``sampler``, ``steps``, ``seed``, ``seconds`` and the package versions.
+``sqrt_s``, ``run``, ``sampler``, ``steps``, ``seed``, ``seconds``, the package versions and
+``gsgm_manifest`` (the sample set's settings and the content hash of ``images``, checked on reading).
+Sampling is resumable: finished batches are kept until the file is in place
+(:mod:`gsgm.generation.sample_sets`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from typing import Any
 import h5py
 import numpy as np
 
+from gsgm.generation.sample_sets import (
+    MANIFEST_ATTRIBUTE,
+    ChunkStore,
+    arrays_hash,
+    finished_already,
+    make_manifest,
+    prepare_output,
+    verify_sample_file,
+)
 from gsgm.utils.atomic import atomic_path
 from gsgm.utils.provenance import package_versions
 
@@ -26,8 +38,16 @@ __all__ = ["DisSamplingResult", "read_dis_images_file", "sample_dis", "write_dis
 SAMPLERS = ("ancestral", "ddim")
 
 
-def write_dis_images_file(path: str | os.PathLike, images: np.ndarray, attributes: dict[str, Any]) -> Path:
-    """Write z images [M, n, n, 3] with ``attributes`` (must hold eta_max and sqrt_s) atomically."""
+def write_dis_images_file(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    attributes: dict[str, Any],
+    manifest: dict[str, Any] | None = None,
+) -> Path:
+    """Write z images [M, n, n, 3] with ``attributes`` (must hold eta_max and sqrt_s) atomically.
+
+    ``manifest`` (the sample set's settings) is stored with the content hash of ``images``.
+    """
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[3] != 3:
         raise ValueError(f"images must have shape [M, n, n, 3], got {list(images.shape)}")
@@ -40,6 +60,8 @@ def write_dis_images_file(path: str | os.PathLike, images: np.ndarray, attribute
             handle.create_dataset("images", data=images, compression="gzip", shuffle=True)
             for key, value in attributes.items():
                 handle.attrs[key] = value if isinstance(value, int | float | str) else str(value)
+            content = arrays_hash([images])
+            handle.attrs[MANIFEST_ATTRIBUTE] = json.dumps(make_manifest(manifest or {}, content=content))
     return path
 
 
@@ -56,6 +78,7 @@ def read_dis_images_file(path: str | os.PathLike) -> tuple[np.ndarray, dict[str,
             attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in handle.attrs.items()}
     except OSError as err:
         raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
+    verify_sample_file(path, [images], attributes.get(MANIFEST_ATTRIBUTE))
     if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"{path}: 'images' must have shape [M, n, n, 3], got {list(images.shape)}")
     if not np.all(np.isfinite(images)) or images.min() < 0:
@@ -91,6 +114,7 @@ def sample_dis(
     seed: int = 0,
     batch_size: int = 64,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> DisSamplingResult:
     """``per_class`` events (DIS has one class) from run ``run`` into the sample file ``out``.
 
@@ -98,7 +122,9 @@ def sample_dis(
         steps: respaced sampler steps (default: the config's ``sampling.num_steps``).
         sampler: "ancestral" (learned variance) or "ddim" (default: the config's).
         seed: same seed -> same events (each batch has its own stateless seeds).
-        batch_size: events per sampler call.
+        batch_size: events per sampler call and per resumable chunk (a killed run, rerun with the
+            same arguments, samples only the missing batches and gives the same file).
+        overwrite: replace an existing ``out`` (checked before sampling).
     """
     import tensorflow as tf
     from tqdm import tqdm
@@ -116,21 +142,40 @@ def sample_dis(
     steps = int(steps or cfg.sampling.num_steps)
     if not 1 <= steps <= cfg.diffusion.num_steps:
         raise ValueError(f"--steps must be in 1..{cfg.diffusion.num_steps}, got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
     denoiser = model.sampling_denoiser(cfg.sampling.clip_x0)
     n = cfg.data.num_pixels
+    params = {
+        "kind": "dis events",
+        "run": str(Path(run).resolve()),
+        "sampler": sampler,
+        "steps": steps,
+        "seed": int(seed),
+        "per_class": per_class,
+        "chunk_size": batch_size,
+    }
+    if not overwrite and finished_already(out, params, directory=False):
+        return DisSamplingResult(Path(out), sampler, steps, per_class, 0.0)
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * n * n * 3 * 4)
+    store = ChunkStore(out, params, overwrite=overwrite)
     batches = []
-    started = time.perf_counter()
+    seconds = 0.0
     for b, start in enumerate(tqdm(range(0, per_class, batch_size), disable=not progress, desc="sampling")):
-        size = min(batch_size, per_class - start)
-        noise = tf.random.stateless_normal([size, n, n, 3], seed=[seed, 2 * b])
-        if sampler == "ancestral":
-            x = sample_ancestral(
-                denoiser, noise, model.schedule, steps, variance="learned", seed=seed * 7919 + b
-            )
-        else:
-            x = ddim_sample(denoiser, noise, model.schedule, steps)
-        batches.append(np.clip(np.asarray(x), -1.0, 1.0))
-    seconds = time.perf_counter() - started
+        key = f"batch-{b:05d}"
+        if not store.has(key):
+            started = time.perf_counter()
+            size = min(batch_size, per_class - start)
+            noise = tf.random.stateless_normal([size, n, n, 3], seed=[seed, 2 * b])
+            if sampler == "ancestral":
+                x = sample_ancestral(
+                    denoiser, noise, model.schedule, steps, variance="learned", seed=seed * 7919 + b
+                )
+            else:
+                x = ddim_sample(denoiser, noise, model.schedule, steps)
+            store.save(key, x=np.clip(np.asarray(x), -1.0, 1.0))
+            seconds += time.perf_counter() - started
+        batches.append(store.load(key)["x"])
     z = dis_rescaling(cfg).inverse(np.concatenate(batches)).astype(np.float32)
     geometry = json.loads((Path(run) / "preprocessing.json").read_text())
     path = write_dis_images_file(
@@ -147,5 +192,7 @@ def sample_dis(
             "sqrt_s": float(geometry["sqrt_s"]),
             "versions": str(package_versions()),
         },
+        manifest=params,
     )
+    store.finish()
     return DisSamplingResult(path, sampler, steps, per_class, seconds)

@@ -11,6 +11,7 @@ import numpy as np
 from gsgm.data.phase_space_files import write_events
 from gsgm.data.phase_space_processes import PROCESSES
 from gsgm.families.phase_space import PHASE_SPACE, events_from_samples
+from gsgm.generation.sample_sets import MANIFEST_ATTRIBUTE, arrays_hash, make_manifest, prepare_output
 
 __all__ = ["PhaseSpaceSamples", "sample_phase_space"]
 
@@ -29,10 +30,27 @@ class PhaseSpaceSamples:
 
 
 def sample_phase_space(
-    run, out, per_class: int, *, steps: int | None = None, seed: int = 0, batch_size: int | None = None
+    run,
+    out,
+    per_class: int,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    overwrite: bool = False,
 ) -> PhaseSpaceSamples:
-    """``per_class`` events from run ``run`` into the event file ``out`` (same seed, same events)."""
+    """``per_class`` events from run ``run`` into the event file ``out`` (same seed, same events).
+
+    ``out`` is checked before sampling (a writable file name with room for the events; an existing
+    file only with ``overwrite``) and written atomically.
+    """
+    if per_class < 1:
+        raise ValueError(f"--per-class must be positive, got {per_class}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
     model, cfg = PHASE_SPACE.load_run(run)
+    # four-momenta of the particles, float64, twice (HDF5 temporary and margin)
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 10 * 4 * 8)
     if cfg.model.method == "qspace_diffusion":
         if steps not in (None, cfg.diffusion.num_steps):
             raise ValueError(
@@ -66,5 +84,10 @@ def sample_phase_space(
         "seconds": seconds,
         "ms_per_event": 1e3 * seconds / per_class,
     }
+    attrs[MANIFEST_ATTRIBUTE] = make_manifest(
+        {"kind": "phase-space events", "run": str(Path(run).resolve()), "steps": steps, "seed": seed,
+         "per_class": per_class},
+        content=arrays_hash([np.asarray(events, np.float64)]),
+    )  # fmt: skip
     write_events(out, events, attrs)
     return PhaseSpaceSamples(Path(out), per_class, steps, seconds)

@@ -9,14 +9,18 @@ files written here (:mod:`gsgm.generation.jet_files`, :mod:`gsgm.generation.imag
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gsgm.data.jetnet_format import parse_classes
+import numpy as np
+
+from gsgm.data.jetnet_format import JET_CLASSES, class_file_name, parse_classes
 from gsgm.generation.image_files import write_images_file
-from gsgm.generation.jet_files import write_jet_samples
+from gsgm.generation.jet_files import write_jet_sample_set
+from gsgm.generation.sample_sets import ChunkStore, chunk_seed, finished_already, prepare_output
 from gsgm.generation.timing import TIMING_FILE_NAME, append_timing_records, describe_device, timing_record
 from gsgm.utils.provenance import package_versions
 
@@ -40,9 +44,10 @@ class JetSamplingResult:
         classes: classes sampled, in order.
         files: the JetNet files written, one per class.
         num_jets: jets written in total.
-        seconds: wall time of sampling (graph tracing included; file writing not).
+        seconds: wall time of sampling in this call (graph tracing included; file writing not).
         timing_path: the timing file the record was appended to (None if none was written).
         timing: the timing record (see :mod:`gsgm.generation.timing`).
+        sampled: jets sampled in this call (fewer than ``num_jets`` when an interrupted run was resumed).
     """
 
     run: Path
@@ -53,18 +58,26 @@ class JetSamplingResult:
     seconds: float
     timing_path: Path | None
     timing: dict[str, Any] = field(default_factory=dict)
+    sampled: int | None = None
 
     @property
     def ms_per_jet(self) -> float:
-        return 1e3 * self.seconds / self.num_jets
+        return 1e3 * self.seconds / max(self.sampled if self.sampled is not None else self.num_jets, 1)
 
     def summary(self) -> str:
         """One line for the user: what was written where, and how fast."""
         timing = f"; timing appended to {self.timing_path}" if self.timing_path else ""
         out = self.files[0].parent if self.files else "?"
+        if self.sampled == 0:
+            return (
+                f"{out} already holds these {self.num_jets} jets ({', '.join(self.classes)}): nothing to do"
+            )
+        resumed = ""
+        if self.sampled is not None and self.sampled < self.num_jets:
+            resumed = f" (resumed: {self.num_jets - self.sampled} were sampled by the interrupted run)"
         return (
-            f"wrote {self.num_jets} jets ({', '.join(self.classes)}) with {self.steps} steps to {out} "
-            f"in {self.seconds:.1f} s ({self.ms_per_jet:.2f} ms/jet){timing}"
+            f"wrote {self.num_jets} jets ({', '.join(self.classes)}) with {self.steps} steps to {out}"
+            f"{resumed} in {self.seconds:.1f} s ({self.ms_per_jet:.2f} ms/jet){timing}"
         )
 
 
@@ -92,6 +105,20 @@ def load_sampling_run(run: str | os.PathLike, steps: int | None = None):
     return Path(chosen), model, preprocessor, cfg, int(steps)
 
 
+def _progress_bar(total: int, unit: str, progress: bool):
+    from tqdm import tqdm  # CLI-only dependency, imported lazily
+
+    return tqdm(total=total, unit=unit, desc="sampling", file=sys.stderr, disable=not progress)
+
+
+def _chunk_starts(per_class: int, chunk_size: int) -> list[tuple[int, int, int]]:
+    """(chunk index, first sample, count) of the chunks of one class."""
+    return [
+        (index, start, min(chunk_size, per_class - start))
+        for index, start in enumerate(range(0, per_class, chunk_size))
+    ]
+
+
 def sample_jets_to_directory(
     run: str | os.PathLike,
     out: str | os.PathLike,
@@ -106,43 +133,94 @@ def sample_jets_to_directory(
     timing_path: str | os.PathLike | None = None,
     timing_label: str | None = None,
     write_timing: bool = True,
+    overwrite: bool = False,
 ) -> JetSamplingResult:
-    """Sample a trained FPCD run and write JetNet-format class files (atomically) plus a timing record.
+    """Sample a trained FPCD run and write a JetNet-format sample directory plus a timing record.
+
+    Sampling goes in chunks of ``batch_size`` jets, each with its own seed derived from (seed, class,
+    chunk) and kept as it finishes (:class:`gsgm.generation.sample_sets.ChunkStore`): a killed run,
+    rerun with the same arguments, samples only the missing chunks and writes exactly the files an
+    uninterrupted run writes. The directory is written as one unit with a manifest.
 
     Args:
         run: run directory from scripts/train.py (its distillation stage for ``steps`` is used if any).
-        out: sample directory; files are named as the data files (``t.hdf5``, ``t150.hdf5``).
+        out: sample directory; files are named as the data files (``t.hdf5``, ``t150.hdf5``). It must
+            be empty or new unless ``overwrite`` (checked before any sampling).
         jets_per_class: jets per class (>= 1).
         classes: subset of the run's classes, e.g. "g,t" (default: all of them).
         steps: DDIM steps (default: the config's ``sampling.num_steps``).
-        seed: same seed -> same jets (each class and batch gets its own stateless seed).
-        batch_size: jets per sampler call.
+        seed: same seed -> same jets (each class and chunk gets its own seed).
+        batch_size: jets per sampler call and per resumable chunk.
         num_buckets: multiplicity groups per batch (padded slots beyond a group's largest jet skipped).
-        progress: a progress bar with ETA on stderr, per class and batch.
+        progress: a progress bar with ETA on stderr, per chunk.
         timing_path: timing file to append to (default ``OUT/timing.json``).
         timing_label: the record's label (default ``"<run name>, <P> particles, <CPU|GPU>"``).
         write_timing: False writes no timing record.
+        overwrite: replace what ``out`` holds (and discard an interrupted run with other settings).
     """
     from gsgm.generation.jets import generate_jets
 
     if jets_per_class < 1:
         raise ValueError(f"--jets-per-class must be positive, got {jets_per_class}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
+    if num_buckets < 1:
+        raise ValueError(f"--buckets must be positive, got {num_buckets}")
     chosen, model, preprocessor, cfg, steps = load_sampling_run(run, steps)
-    classes = parse_classes(classes) if classes else list(cfg.data.classes)
-    started = time.perf_counter()
-    generated = generate_jets(
-        model,
-        preprocessor,
-        cfg,
-        jets_per_class,
-        classes,
-        steps,
-        seed=seed,
-        batch_size=batch_size,
-        progress=progress,
-        num_buckets=num_buckets,
-    )
-    seconds = time.perf_counter() - started
+    classes = parse_classes(classes) if classes is not None else list(cfg.data.classes)
+    unknown = [c for c in classes if c not in cfg.data.classes]
+    if unknown:
+        raise ValueError(f"the run was trained on classes {list(cfg.data.classes)}, not on {unknown}")
+    num_particles = cfg.data.num_particles
+    total = jets_per_class * len(classes)
+    # float32 arrays, uncompressed, twice: the chunks and the final files share the file system
+    estimated = 2 * total * (num_particles * 4 + 4) * 4
+    params = {
+        "kind": "jets",
+        "run": str(Path(chosen).resolve()),  # the same run however the path was spelt
+        "steps": steps,
+        "seed": seed,
+        "classes": list(classes),
+        "per_class": jets_per_class,
+        "num_particles": num_particles,
+        "chunk_size": batch_size,
+        "num_buckets": num_buckets,
+    }
+    if not overwrite and finished_already(out, params, directory=True):
+        files = [Path(out) / class_file_name(c, num_particles) for c in classes]
+        return JetSamplingResult(Path(chosen), steps, classes, files, total, 0.0, None, {}, sampled=0)
+    prepare_output(out, directory=True, overwrite=overwrite, estimated_bytes=estimated)
+    store = ChunkStore(out, params, overwrite=overwrite)
+    bar = _progress_bar(total, "jet", progress)
+    seconds, sampled = 0.0, 0
+    generated: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for jet_class in classes:
+        label = JET_CLASSES.index(jet_class)
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        for index, _start, count in _chunk_starts(jets_per_class, batch_size):
+            key = f"{jet_class}-{index:05d}"
+            if not store.has(key):
+                started = time.perf_counter()
+                chunk = generate_jets(
+                    model,
+                    preprocessor,
+                    cfg,
+                    count,
+                    [jet_class],
+                    steps,
+                    seed=chunk_seed(seed, label, index),
+                    batch_size=count,
+                    progress=False,
+                    num_buckets=num_buckets,
+                )[jet_class]
+                seconds += time.perf_counter() - started
+                sampled += count
+                store.save(key, particles=chunk[0], jets=chunk[1])
+            arrays = store.load(key)
+            parts.append((arrays["particles"], arrays["jets"]))
+            bar.update(count)
+        generated[jet_class] = (np.concatenate([p for p, _ in parts]), np.concatenate([j for _, j in parts]))
+    bar.close()
     attributes = {
         "generator": "gsgm FPCD",
         "run": str(chosen),
@@ -150,19 +228,18 @@ def sample_jets_to_directory(
         "seed": seed,
         "versions": str(package_versions()),
     }
-    num_particles = cfg.data.num_particles
-    files = write_jet_samples(out, generated, num_particles, attributes)
-    total = jets_per_class * len(classes)
+    files = write_jet_sample_set(out, generated, num_particles, attributes, params)
+    store.finish()
     record: dict[str, Any] = {}
     written_timing = None
-    if write_timing:
+    if write_timing and sampled:
         device = describe_device()
         label = timing_label or f"{Path(run).name}, {num_particles} particles, {device.split(' ')[0]}"
         record = timing_record(
             label,
             steps,
             seconds,
-            total,
+            sampled,
             num_particles,
             batch_size,
             device=device,
@@ -170,11 +247,14 @@ def sample_jets_to_directory(
             classes=list(classes),
             source="scripts/sample.py",
             includes_tracing=True,
+            resumed=sampled < total,
         )
         written_timing = append_timing_records(
             Path(timing_path) if timing_path else Path(out) / TIMING_FILE_NAME, [record]
         )
-    return JetSamplingResult(Path(chosen), steps, classes, files, total, seconds, written_timing, record)
+    return JetSamplingResult(
+        Path(chosen), steps, classes, files, total, seconds, written_timing, record, sampled=sampled
+    )
 
 
 @dataclass
@@ -188,9 +268,12 @@ class ImageSamplingResult:
     classes: list[str]
     num_images: int
     seconds: float
+    done: bool = False  # the file already held exactly these samples
 
     def summary(self) -> str:
         """One line for the user: what was written where, and how fast."""
+        if self.done:
+            return f"{self.path} already holds these {self.num_images} images: nothing to do"
         return (
             f"wrote {self.num_images} images ({', '.join(self.classes)}; {self.model}, {self.sampler}, "
             f"{self.steps} steps) to {self.path} in {self.seconds:.1f} s "
@@ -209,18 +292,24 @@ def sample_images_to_file(
     seed: int = 0,
     batch_size: int = 500,
     progress: bool = False,
+    overwrite: bool = False,
 ) -> ImageSamplingResult:
     """Sample a trained score or consistency run and write the images file (:func:`write_images_file`).
 
+    Sampling goes in chunks of ``batch_size`` images per class, each with its own seed derived from
+    (seed, class, chunk) and kept as it finishes, so a killed run continues where it stopped (same
+    result as an uninterrupted run). The file is written atomically with its manifest.
+
     Args:
         run: run directory from scripts/train_images.py.
-        out: HDF5 file to write (atomically).
+        out: HDF5 file to write; an existing file only with ``overwrite`` (checked before sampling).
         images_per_class: images per class (>= 1).
         classes: subset of the run's classes (default: all of them).
         steps: sampler steps (default: the config's ``num_steps``).
         sampler: score runs only: "pc" or "ode" (default: the config's).
         seed: same seed -> same images.
-        batch_size: images per network call.
+        batch_size: images per network call and per resumable chunk.
+        overwrite: replace an existing ``out`` (and discard an interrupted run with other settings).
     """
     from gsgm.families.jet_images import load_image_run
     from gsgm.generation.images import generate_images
@@ -229,25 +318,64 @@ def sample_images_to_file(
         raise ValueError(f"--images-per-class must be positive, got {images_per_class}")
     if steps is not None and steps < 1:
         raise ValueError(f"--steps must be positive, got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be positive, got {batch_size}")
     model, cfg = load_image_run(run)
     if cfg.model == "consistency" and sampler is not None:
         raise ValueError("--sampler applies to score runs only")
-    classes = parse_classes(classes) if classes else list(cfg.data.classes)
+    classes = parse_classes(classes) if classes is not None else list(cfg.data.classes)
+    unknown = [c for c in classes if c not in cfg.data.classes]
+    if unknown:
+        raise ValueError(f"the run was trained on classes {list(cfg.data.classes)}, not on {unknown}")
     steps = steps or getattr(cfg, cfg.model).num_steps
-    started = time.perf_counter()
-    images, labels = generate_images(
-        model,
-        cfg,
-        images_per_class,
-        classes,
-        steps,
-        seed=seed,
-        batch_size=batch_size,
-        sampler=sampler,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - started
-    sampler = sampler or (cfg.score.sampler if cfg.model == "score" else "consistency")
+    sampler_name = sampler or (cfg.score.sampler if cfg.model == "score" else "consistency")
+    pixels = cfg.data.num_pixels
+    total = images_per_class * len(classes)
+    params = {
+        "kind": "jet images",
+        "run": str(Path(run).resolve()),
+        "model": cfg.model,
+        "sampler": sampler_name,
+        "steps": int(steps),
+        "seed": seed,
+        "classes": list(classes),
+        "per_class": images_per_class,
+        "chunk_size": batch_size,
+    }
+    if not overwrite and finished_already(out, params, directory=False):
+        return ImageSamplingResult(
+            Path(out), cfg.model, sampler_name, int(steps), classes, total, 0.0, done=True
+        )
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * total * (pixels**2 + 1) * 4)
+    store = ChunkStore(out, params, overwrite=overwrite)
+    bar = _progress_bar(total, "image", progress)
+    seconds = 0.0
+    image_parts, label_parts = [], []
+    for jet_class in classes:
+        label = JET_CLASSES.index(jet_class)
+        for index, _start, count in _chunk_starts(images_per_class, batch_size):
+            key = f"{jet_class}-{index:05d}"
+            if not store.has(key):
+                started = time.perf_counter()
+                images, labels = generate_images(
+                    model,
+                    cfg,
+                    count,
+                    [jet_class],
+                    steps,
+                    seed=chunk_seed(seed, label, index),
+                    batch_size=count,
+                    sampler=sampler,
+                    progress=False,
+                )
+                seconds += time.perf_counter() - started
+                store.save(key, images=images, labels=labels)
+            arrays = store.load(key)
+            image_parts.append(arrays["images"])
+            label_parts.append(arrays["labels"])
+            bar.update(count)
+    bar.close()
+    images, labels = np.concatenate(image_parts), np.concatenate(label_parts)
     path = write_images_file(
         out,
         images,
@@ -256,7 +384,7 @@ def sample_images_to_file(
             "generator": f"gsgm jet images, {cfg.model}",
             "run": str(run),
             "model": cfg.model,
-            "sampler": sampler,
+            "sampler": sampler_name,
             "steps": steps,
             "seed": seed,
             "pixel_threshold": cfg.sampling.pixel_threshold,
@@ -264,8 +392,10 @@ def sample_images_to_file(
             "num_particles": cfg.data.num_particles,
             "versions": package_versions(),
         },
+        manifest=params,
     )
-    return ImageSamplingResult(path, cfg.model, sampler, int(steps), classes, int(len(labels)), seconds)
+    store.finish()
+    return ImageSamplingResult(path, cfg.model, sampler_name, int(steps), classes, int(len(labels)), seconds)
 
 
 def read_training_history(run_dir: str | os.PathLike) -> list[dict[str, float]]:

@@ -8,6 +8,7 @@ the optimizer and its learning-rate scaling, sharding over Horovod ranks, and th
 
 from __future__ import annotations
 
+import numbers
 import os
 import shlex
 import sys
@@ -25,6 +26,7 @@ from gsgm.training.family import Family
 from gsgm.training.loop import TrainingSetupError, fit_epochs
 from gsgm.training.optim import effective_learning_rate, make_optimizer
 from gsgm.training.run_dir import RunDirectory
+from gsgm.utils.outputs import check_output_dir
 from gsgm.utils.provenance import now_iso, package_versions
 
 __all__ = [
@@ -118,6 +120,15 @@ def train_run(
         debug_dump: testing aid: every rank writes the sample indices it trains on per epoch
             (``rank<r>/epoch<e>-jets.npy``) and its final weights (``rank<r>/final-weights.npz``).
     """
+    for flag, value, lowest in (
+        ("--epochs", epochs, 1),
+        ("--max-jets-per-class", max_per_class, 1),
+        ("--seed", seed, 0),
+    ):
+        # a zero is an error, never "use the default": checked before anything is read or created
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if value is not None and (not integral or value < lowest):
+            raise TrainingSetupError(f"{flag} must be an integer >= {lowest}, got {value!r}")
     dist = distributed or Distributed()
     if distributed is None and launcher_world_size() > 1:
         raise TrainingSetupError(
@@ -187,6 +198,8 @@ def train_run(
             training.seed = int(seed)
         metadata = {}
     options = family.check_options(cfg, options)
+    if dist.is_chief:
+        check_output_dir(run.path, option="--out")  # before the data are read: no work lost to a bad path
 
     prepared = family.prepare_data(
         cfg, data, max_per_class=max_per_class, options=options, resume_run=run if resume else None

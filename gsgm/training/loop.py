@@ -18,7 +18,7 @@ committed, all atomically (a kill -9 at any moment leaves the previous checkpoin
 from __future__ import annotations
 
 import json
-import os
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from gsgm.training.distributed import Distributed, launcher_world_size
 from gsgm.training.run_dir import RunDirectory
+from gsgm.utils.checksums import write_checksums, write_recorded
 
 # Largest relative difference between the ranks' per-variable weight sums that still counts as "the
 # same weights" after an epoch (they are bitwise equal on CPU; GPU kernels may differ in the last bits).
@@ -37,6 +38,10 @@ SYNC_RTOL = 1e-4
 
 class TrainingSetupError(ValueError):
     """The requested training run is inconsistent (config vs data, resume vs fresh run...)."""
+
+
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or infinite loss; the run directory keeps its last good checkpoint."""
 
 
 @dataclass
@@ -53,29 +58,43 @@ class LoopState:
 
 
 def _save_weights_atomic(model: keras.Model, path: Path) -> None:
-    # Keras insists on the ".weights.h5" suffix, so the temporary name keeps it.
-    tmp = path.with_name(f".tmp-{os.getpid()}.{path.name}")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    # atomic, with its checksum recorded in the run's checksums.json (verified when sampling)
+    write_recorded(path, model.save_weights)
 
 
 def save_checkpoint(run: RunDirectory, model: keras.Model, state: LoopState, epoch: int) -> Path:
-    """Write weights (raw, EMA and the optimizer's, which Keras saves with the model) and loop state."""
+    """Write weights (raw, EMA and the optimizer's, which Keras saves with the model), loop state and
+    the checksums of both (verified by :func:`restore_checkpoint`)."""
     staging = run.new_staging_dir(epoch)
     model.save_weights(staging / "model.weights.h5")
     (staging / "state.json").write_text(json.dumps(state.to_dict(), indent=2))
+    write_checksums(staging, ["model.weights.h5", "state.json"])
     return run.commit_checkpoint(staging, epoch)
 
 
 def restore_checkpoint(run: RunDirectory, model: keras.Model) -> LoopState:
-    """Load the newest checkpoint into ``model`` (weights and optimizer); return its loop state."""
+    """Load the newest checkpoint into ``model`` (weights and optimizer); return its loop state.
+
+    Raises:
+        ChecksumError: a checkpoint file does not match its recorded checksum (the message names the
+            file and the previous checkpoint to resume from).
+    """
     latest = run.latest_checkpoint()
     if latest is None:
         return LoopState()
+    run.verify_checkpoint(latest)
     # The optimizer must exist with all its slots before loading, or Keras skips its saved state.
     model.optimizer.build(model.optimized_variables)
-    model.load_weights(latest / "model.weights.h5")
-    return LoopState(**json.loads((latest / "state.json").read_text()))
+    weights = latest / "model.weights.h5"
+    try:
+        model.load_weights(weights)
+        return LoopState(**json.loads((latest / "state.json").read_text()))
+    except (OSError, ValueError, TypeError, json.JSONDecodeError) as err:
+        # a checkpoint written before checksums existed, or damaged in a way the checksum cannot see
+        raise TrainingSetupError(
+            f"{latest}: cannot load the checkpoint ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}); delete {latest} to resume from the previous checkpoint"
+        ) from None
 
 
 def fit_epochs(
@@ -152,6 +171,12 @@ def fit_epochs(
             steps = _common_steps(train_dataset, dist)
         # Keras' own progress output would read "Epoch 7/7" (fit runs one epoch at a time): it stays
         # silent, and the loop prints "epoch 7/30" itself (plus a batch bar with verbose=1).
+        # With several ranks every rank must run the same steps (collectives): the guard then only
+        # watches, and the decision is taken on the rank-averaged epoch metrics below.
+        guard = NonFiniteLossGuard(stop=dist.size == 1)
+        callbacks: list[keras.callbacks.Callback] = [guard]
+        if verbose == 1:
+            callbacks.append(BatchProgressBar(steps))
         result = model.fit(
             train_dataset,
             validation_data=valid_dataset,
@@ -159,10 +184,11 @@ def fit_epochs(
             initial_epoch=epoch,
             steps_per_epoch=steps,
             verbose=0,
-            callbacks=[BatchProgressBar(steps)] if verbose == 1 else [],
+            callbacks=callbacks,
             shuffle=False,  # the dataset is already shuffled with an epoch-dependent seed
         ).history
         metrics = dist.average_scalars({k: float(v[-1]) for k, v in result.items()})
+        _stop_if_not_finite(run, epoch, guard, metrics, state)
         row = {"epoch": float(epoch)}
         row.update(sorted(metrics.items()))
         row["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
@@ -191,6 +217,51 @@ def fit_epochs(
         if state.stopped_early and verbose:
             print(f"early stopping after epoch {epoch}: no improvement since epoch {state.best_epoch}")
     return state
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Record the first training step whose loss is NaN or infinite (and stop the epoch there)."""
+
+    def __init__(self, stop: bool = True):
+        super().__init__()
+        self.stop = stop
+        self.bad_step: int | None = None
+        self.bad_value: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or self.bad_step is not None:
+            return
+        value = float(loss)
+        if not math.isfinite(value):
+            self.bad_step, self.bad_value = int(batch), value
+            if self.stop:
+                self.model.stop_training = True
+
+
+def _stop_if_not_finite(
+    run: RunDirectory, epoch: int, guard: NonFiniteLossGuard, metrics: dict[str, float], state: LoopState
+) -> None:
+    """Raise NonFiniteLossError if the epoch's losses are not finite; nothing of the epoch is written."""
+    bad_metrics = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if guard.bad_step is None and not bad_metrics:
+        return
+    where = (
+        f"at step {guard.bad_step + 1} of epoch {epoch + 1}"
+        if guard.bad_step is not None
+        else (f"in epoch {epoch + 1} ({', '.join(f'{k}={metrics[k]}' for k in bad_metrics)})")
+    )
+    value = f" (loss={guard.bad_value})" if guard.bad_value is not None else ""
+    last_good = run.epoch_dir(state.next_epoch - 1)
+    kept = (
+        f"the last good checkpoint (epoch {state.next_epoch}) is kept in {last_good}"
+        if state.next_epoch > 0
+        else "no epoch finished, so no checkpoint was written"
+    )
+    raise NonFiniteLossError(
+        f"training stopped: the loss became non-finite {where}{value}; {kept}. "
+        "Lower training.learning_rate or check the data, then train again"
+    )
 
 
 def format_epoch_line(row: dict[str, float], epochs: int) -> str:

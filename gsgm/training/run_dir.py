@@ -9,9 +9,12 @@ A run directory holds everything needed to resume training or to sample from a m
     RUN/best.weights.h5        weights of the epoch with the lowest validation loss
     RUN/checkpoints/latest.json   which epoch directory is the newest complete checkpoint
     RUN/checkpoints/epoch-NNNN/   model weights, optimizer state and loop state after epoch NNNN
+    RUN/checksums.json         SHA-256 of best.weights.h5 (each checkpoint has its own checksums.json)
 
 Every file is written under a temporary name and renamed, so a run killed at any moment (kill -9)
-leaves the previous complete checkpoint usable.
+leaves the previous complete checkpoint usable. Weights and checkpoints are verified against their
+recorded checksums when loaded; a corrupt file is named, and the previous checkpoint (two are kept)
+is the way back.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gsgm.utils.atomic import write_json_atomic, write_text_atomic
+from gsgm.utils.checksums import CHECKSUMS_NAME, verify_recorded
 
 #: Environment variable naming the run directory when ``--out`` is not given.
 ENV_RUN_DIR = "GSGM_RUN_DIR"
@@ -78,7 +82,13 @@ class RunDirectory:
     def read_metadata(self) -> dict[str, Any]:
         if not self.metadata_path.is_file():
             return {}
-        return json.loads(self.metadata_path.read_text())
+        try:
+            payload = json.loads(self.metadata_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunDirectoryError(f"{self.metadata_path}: corrupt run metadata ({err})") from None
+        if not isinstance(payload, dict):
+            raise RunDirectoryError(f"{self.metadata_path}: corrupt run metadata (expected a JSON object)")
+        return payload
 
     # history ----------------------------------------------------------------------------------
     def read_history(self) -> list[dict[str, float]]:
@@ -86,7 +96,10 @@ class RunDirectory:
         if not self.history_path.is_file():
             return []
         with self.history_path.open(newline="") as handle:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            try:
+                return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            except (TypeError, ValueError) as err:
+                raise RunDirectoryError(f"{self.history_path}: corrupt training history ({err})") from None
 
     def write_history(self, rows: list[dict[str, float]]) -> None:
         """Rewrite history.csv atomically with ``rows`` (keys of the first row define the columns)."""
@@ -105,14 +118,49 @@ class RunDirectory:
         return self.checkpoints_dir / f"epoch-{epoch:04d}"
 
     def latest_checkpoint(self) -> Path | None:
-        """Directory of the newest complete checkpoint, or None if training never finished an epoch."""
+        """Directory of the newest complete checkpoint, or None if training never finished an epoch.
+
+        When the checkpoint ``latest.json`` names was deleted (the recovery from a corrupt checkpoint
+        that :meth:`verify_checkpoint` suggests), the newest remaining one is used.
+        """
         pointer = self.checkpoints_dir / "latest.json"
         if not pointer.is_file():
             return None
-        target = self.checkpoints_dir / json.loads(pointer.read_text())["dir"]
-        if not target.is_dir():
-            raise RunDirectoryError(f"{pointer} points to {target.name}, which does not exist")
-        return target
+        try:
+            target = self.checkpoints_dir / json.loads(pointer.read_text())["dir"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            raise RunDirectoryError(
+                f'{pointer}: corrupt checkpoint pointer; write {{"dir": "epoch-NNNN"}} naming one of '
+                f"{', '.join(p.name for p in self._epoch_dirs()) or 'no checkpoint'}"
+            ) from None
+        if target.is_dir():
+            return target
+        older = [p for p in self._epoch_dirs() if p.name < target.name]
+        if older:
+            return older[-1]
+        raise RunDirectoryError(f"{pointer} points to {target.name}, which does not exist")
+
+    def _epoch_dirs(self) -> list[Path]:
+        return sorted(p for p in self.checkpoints_dir.glob("epoch-*") if p.is_dir())
+
+    def verify_checkpoint(self, checkpoint: Path) -> None:
+        """Check a checkpoint's files against the checksums recorded when it was written.
+
+        Raises:
+            ChecksumError: naming the corrupt file and the previous checkpoint to resume from.
+        """
+        previous = [p for p in self._epoch_dirs() if p.name < checkpoint.name]
+        if previous:
+            recovery = (
+                f"the previous checkpoint {previous[-1]} is kept for this: delete {checkpoint} and "
+                "rerun to resume from it"
+            )
+        else:
+            recovery = f"no earlier checkpoint is left: delete {self.checkpoints_dir} to train from the start"
+        if not (checkpoint / CHECKSUMS_NAME).is_file():
+            return  # written before checksums existed
+        for name in ("model.weights.h5", "state.json"):
+            verify_recorded(checkpoint / name, recovery)
 
     def commit_checkpoint(self, staging: Path, epoch: int) -> Path:
         """Move a fully written ``staging`` directory into place as epoch ``epoch`` and point latest at it.
@@ -125,8 +173,7 @@ class RunDirectory:
             shutil.rmtree(final)
         os.replace(staging, final)
         write_json_atomic(self.checkpoints_dir / "latest.json", {"dir": final.name, "epoch": epoch})
-        epochs = sorted(p for p in self.checkpoints_dir.glob("epoch-*") if p.is_dir())
-        for old in epochs[: -self.KEEP_CHECKPOINTS]:
+        for old in self._epoch_dirs()[: -self.KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)
         for stale in self.checkpoints_dir.glob(".staging-*"):
             shutil.rmtree(stale, ignore_errors=True)
@@ -140,11 +187,21 @@ class RunDirectory:
         return staging
 
     def inference_weights(self) -> Path:
-        """Weights to sample from: the best epoch if recorded, else the latest checkpoint."""
+        """Weights to sample from: the best epoch if recorded, else the latest checkpoint; verified.
+
+        Raises:
+            ChecksumError: the file does not match its recorded checksum (named, with the way back).
+            RunDirectoryError: no trained weights at all.
+        """
         if self.best_weights_path.is_file():
+            verify_recorded(
+                self.best_weights_path,
+                f"delete it to sample from the latest checkpoint in {self.checkpoints_dir}, or retrain",
+            )
             return self.best_weights_path
         latest = self.latest_checkpoint()
         if latest is not None:
+            self.verify_checkpoint(latest)
             return latest / "model.weights.h5"
         raise RunDirectoryError(
             f"{self.path} has no trained weights (no best.weights.h5 and no checkpoint): "
