@@ -41,7 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--y-min", type=finite_float, default=0.01, help="qqg: cut on every s_ij (default 0.01)"
     )
     parser.add_argument(
-        "--xi-max", type=finite_float, default=1000.0, help="antenna: cut max s_ij <= XI min s_ij (default 1000)"
+        "--xi-max",
+        type=finite_float,
+        default=1000.0,
+        help="antenna: cut max s_ij <= XI min s_ij (default 1000)",
     )
     parser.add_argument("--out", required=True, help="event file to write (HDF5)")
 
