@@ -120,6 +120,42 @@ def test_a_trained_for_seconds_model_samples_valid_events(trained, tmp_path):
         sample_run(trained, tmp_path / "x.hdf5", 5, steps=7)
 
 
+def test_killed_sampling_continues_with_the_missing_chunks(trained, tmp_path, monkeypatch):
+    """A sampling that dies after two of three chunks resumes from them and writes the same file."""
+    from gsgm.generation.phase_space import sample_phase_space
+    from gsgm.generation.sample_sets import SampleSetError
+    from gsgm.training.phase_space_model import PhaseSpaceTrainingModel
+
+    whole_file = sample_phase_space(trained, tmp_path / "whole.hdf5", 250, seed=3, batch_size=100).path
+    whole, _ = read_events(whole_file)
+    generate = PhaseSpaceTrainingModel.generate
+    calls = []
+
+    def dies_at_the_third_chunk(self, *args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what a kill looks like to the code after it: nothing more runs
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(PhaseSpaceTrainingModel, "generate", dies_at_the_third_chunk)
+    out = tmp_path / "resumed.hdf5"
+    with pytest.raises(KeyboardInterrupt):
+        sample_phase_space(trained, out, 250, seed=3, batch_size=100)
+    assert not out.exists() and len(list((tmp_path / ".resumed.hdf5.partial").glob("chunk-*.npz"))) == 2
+    calls.clear()
+    monkeypatch.setattr(PhaseSpaceTrainingModel, "generate", generate)
+    resumed, _ = read_events(sample_phase_space(trained, out, 250, seed=3, batch_size=100).path)
+    np.testing.assert_array_equal(resumed, whole)
+    assert not (tmp_path / ".resumed.hdf5.partial").exists()
+    # other settings than the interrupted run's are an error naming them, not a silent mix
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(PhaseSpaceTrainingModel, "generate", dies_at_the_third_chunk)
+        sample_phase_space(trained, tmp_path / "other.hdf5", 250, seed=3, batch_size=100)
+    monkeypatch.setattr(PhaseSpaceTrainingModel, "generate", generate)
+    with pytest.raises(SampleSetError, match="differing: seed"):
+        sample_phase_space(trained, tmp_path / "other.hdf5", 250, seed=4, batch_size=100)
+
+
 def test_implicit_score_matching_trains_and_samples(tmp_path):
     run = train_run(
         PHASE_SPACE, tiny_config(tmp_path, epochs=1, loss="implicit"), "builtin", tmp_path / "i", verbose=0

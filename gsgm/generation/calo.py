@@ -33,8 +33,11 @@ from gsgm.diffusion.schedules import DiscreteCosineSchedule, KarrasSchedule
 from gsgm.families.calo import CALO
 from gsgm.generation.sample_sets import (
     MANIFEST_ATTRIBUTE,
+    ChunkStore,
     arrays_hash,
     calo_arrays,
+    chunk_seed,
+    finished_already,
     make_manifest,
     prepare_output,
 )
@@ -43,6 +46,8 @@ __all__ = ["SAMPLERS", "CaloSamples", "HitCalibration", "generate_from_model", "
 
 SAMPLERS = ("ddpm", "edm", "cm")
 FLOW_STEPS = 25
+#: showers per resumable chunk of ``sample_showers_to_file`` (each chunk sorts its own showers by size)
+CHUNK_SHOWERS = 1024
 DDPM_TRAINING_STEPS = 1000
 
 
@@ -232,7 +237,10 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
     """``gsgm sample --run RUN --per-class S``: S showers, energies uniform (or ``energy``), to ``out``.
 
     ``out`` is checked before sampling (a writable file name with room for the showers; an existing
-    file only with ``overwrite``) and written atomically.
+    file only with ``overwrite``) and written atomically. Showers are generated in chunks of
+    ``CHUNK_SHOWERS``, each with its own seed, kept in ``.<out>.partial`` as they finish (the hit
+    calibration too): the same command after a kill continues with the missing chunks and writes
+    the same file.
 
     ``sampler`` "cm" uses the run's consistency-distilled stage (``gsgm distill``); ``steps`` defaults
     to 100 (ddpm), the config's sampling.num_steps (edm, 25) or 1 (cm).
@@ -257,38 +265,60 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
     if energy is not None and not (np.isfinite(energy) and energy > 0):
         raise ValueError(f"--energy must be a positive number of GeV, got {energy}")
     model, cfg = CALO.load_run(chosen)
-    # an estimate: about 1024 points of 4 float32 per shower, twice (temporary file and margin)
-    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 1024 * 16)
     if steps is None:
         steps = {"ddpm": cfg.sampling.ddpm_steps, "edm": cfg.sampling.num_steps, "cm": 1}[sampler]
+    params = {
+        "kind": "calo showers", "run": str(Path(chosen).resolve()), "sampler": sampler, "steps": int(steps),
+        "seed": int(seed), "per_class": per_class, "energy": energy, "energy_min": float(energy_min),
+        "energy_max": float(energy_max), "batch_size": int(batch_size), "chunk_size": CHUNK_SHOWERS,
+    }  # fmt: skip
+    if not overwrite and finished_already(out, params, directory=False):
+        return CaloSamples(Path(out), per_class, sampler, int(steps), 0.0)
+    # an estimate: about 1024 points of 4 float32 per shower, twice (temporary file and margin)
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 1024 * 16)
+    store = ChunkStore(out, params, overwrite=overwrite)
     rng = np.random.default_rng(seed)
     energies = (
         np.full(per_class, energy, np.float32) if energy else rng.uniform(energy_min, energy_max, per_class)
     )
     threshold = model.preprocessor.threshold_mev()  # half a mip in the sensor, as the generator
-    started = time.perf_counter()
-    calibration = HitCalibration()
-    if cfg.sampling.calibration_showers:
-        cal_energies = np.random.default_rng(seed + 1).uniform(
-            energy_min, energy_max, cfg.sampling.calibration_showers
-        )
-        calibration = calibrate_hits(
-            model, cal_energies, sampler=sampler, steps=steps, seed=seed + 1, threshold_mev=threshold
-        )
-    sample = generate_from_model(
-        model, energies, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size,
-        threshold_mev=threshold, calibration=calibration,
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
+    seconds = 0.0
+    if not store.has("calibration"):
+        started = time.perf_counter()
+        calibration = HitCalibration()
+        if cfg.sampling.calibration_showers:
+            cal_energies = np.random.default_rng(seed + 1).uniform(
+                energy_min, energy_max, cfg.sampling.calibration_showers
+            )
+            calibration = calibrate_hits(
+                model, cal_energies, sampler=sampler, steps=steps, seed=seed + 1, threshold_mev=threshold
+            )
+        store.save("calibration", ab=np.array([calibration.a, calibration.b]))
+        seconds += time.perf_counter() - started
+    a, b = store.load("calibration")["ab"]
+    calibration = HitCalibration(float(a), float(b))
+    clouds: list[np.ndarray] = []
+    for k, first in enumerate(range(0, per_class, CHUNK_SHOWERS)):
+        key = f"chunk-{k:05d}"
+        if not store.has(key):
+            started = time.perf_counter()
+            part = generate_from_model(
+                model, energies[first : first + CHUNK_SHOWERS], sampler=sampler, steps=steps,
+                seed=chunk_seed(seed, k), batch_size=batch_size, threshold_mev=threshold,
+                calibration=calibration,
+            )  # fmt: skip
+            store.save(key, points=part.points, num_points=part.num_points)
+            seconds += time.perf_counter() - started
+        chunk = store.load(key)
+        clouds += [points[:count] for points, count in zip(chunk["points"], chunk["num_points"], strict=True)]
+    points, counts = pad_points(clouds)
+    sample = CaloSample(np.asarray(energies, np.float32), points, counts, dict(model.preprocessor.geometry))
     attributes = {
         "sampler": sampler, "steps": int(steps), "run": str(chosen), "seed": int(seed),
         "calibration_a": calibration.a, "calibration_b": calibration.b, "seconds": seconds,
     }  # fmt: skip
-    manifest = make_manifest(
-        {"kind": "calo showers", "run": str(Path(chosen).resolve()), "sampler": sampler, "steps": int(steps),
-         "seed": int(seed), "per_class": per_class},
-        content=arrays_hash(calo_arrays(sample)),
-    )  # fmt: skip
+    manifest = make_manifest(params, content=arrays_hash(calo_arrays(sample)))
     attributes[MANIFEST_ATTRIBUTE] = json.dumps(manifest)
     write_point_cloud_file(out, sample, attributes)
+    store.finish()
     return CaloSamples(Path(out), len(sample), sampler, int(steps), seconds, calibration)

@@ -11,7 +11,14 @@ import numpy as np
 from gsgm.data.phase_space_files import write_events
 from gsgm.data.phase_space_processes import PROCESSES
 from gsgm.families.phase_space import PHASE_SPACE, events_from_samples
-from gsgm.generation.sample_sets import MANIFEST_ATTRIBUTE, arrays_hash, make_manifest, prepare_output
+from gsgm.generation.sample_sets import (
+    MANIFEST_ATTRIBUTE,
+    ChunkStore,
+    arrays_hash,
+    finished_already,
+    make_manifest,
+    prepare_output,
+)
 
 __all__ = ["PhaseSpaceSamples", "sample_phase_space"]
 
@@ -42,15 +49,15 @@ def sample_phase_space(
     """``per_class`` events from run ``run`` into the event file ``out`` (same seed, same events).
 
     ``out`` is checked before sampling (a writable file name with room for the events; an existing
-    file only with ``overwrite``) and written atomically.
+    file only with ``overwrite``) and written atomically. Events are generated in chunks of
+    ``batch_size`` (default 10,000), each with its own seed, kept in ``.<out>.partial`` as they finish:
+    the same command after a kill continues with the missing chunks and writes the same file.
     """
     if per_class < 1:
         raise ValueError(f"--per-class must be positive, got {per_class}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
     model, cfg = PHASE_SPACE.load_run(run)
-    # four-momenta of the particles, float64, twice (HDF5 temporary and margin)
-    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 10 * 4 * 8)
     if cfg.model.method == "qspace_diffusion":
         if steps not in (None, cfg.diffusion.num_steps):
             raise ValueError(
@@ -60,17 +67,33 @@ def sample_phase_space(
         steps = cfg.diffusion.num_steps
     steps = int(steps or cfg.sampling.num_steps)
     batch = int(batch_size or 10_000)
+    params = {
+        "kind": "phase-space events",
+        "run": str(Path(run).resolve()),
+        "steps": steps,
+        "seed": seed,
+        "per_class": per_class,
+        "chunk_size": batch,
+    }
+    if not overwrite and finished_already(out, params, directory=False):
+        return PhaseSpaceSamples(Path(out), per_class, steps, 0.0)
+    # four-momenta of the particles, float64, twice (HDF5 temporary and margin)
+    prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 10 * 4 * 8)
+    store = ChunkStore(out, params, overwrite=overwrite)
     n_particles = PROCESSES[cfg.data.process]
-    started = time.perf_counter()
+    seconds = 0.0
     chunks = []
     for k, first in enumerate(range(0, per_class, batch)):
-        n = min(batch, per_class - first)
-        chunks.append(
-            model.generate(
+        key = f"chunk-{k:05d}"
+        if not store.has(key):
+            started = time.perf_counter()
+            n = min(batch, per_class - first)
+            samples = model.generate(
                 n, n_particles, steps=steps, seed=seed * 100_003 + k, ode_method=cfg.sampling.ode_method
             )
-        )
-    seconds = time.perf_counter() - started
+            store.save(key, samples=np.asarray(samples))
+            seconds += time.perf_counter() - started
+        chunks.append(store.load(key)["samples"])
     events = events_from_samples(np.concatenate(chunks), model.preprocessing)
     attrs = {
         "process": cfg.data.process,
@@ -84,10 +107,7 @@ def sample_phase_space(
         "seconds": seconds,
         "ms_per_event": 1e3 * seconds / per_class,
     }
-    attrs[MANIFEST_ATTRIBUTE] = make_manifest(
-        {"kind": "phase-space events", "run": str(Path(run).resolve()), "steps": steps, "seed": seed,
-         "per_class": per_class},
-        content=arrays_hash([np.asarray(events, np.float64)]),
-    )  # fmt: skip
+    attrs[MANIFEST_ATTRIBUTE] = make_manifest(params, content=arrays_hash([np.asarray(events, np.float64)]))
     write_events(out, events, attrs)
+    store.finish()
     return PhaseSpaceSamples(Path(out), per_class, steps, seconds)
