@@ -282,3 +282,21 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_gsgm_sample_flags_reach_the_fpcd_sampler():
+    import inspect
+
+    from gsgm.cli import build_parser
+    from gsgm.generation.registry import sampler_for
+
+    args = build_parser().parse_args(
+        ["sample", "--run", "r", "--per-class", "2", "--out", "o", "--precision", "bfloat16", "--xla"]
+    )
+    assert (args.precision, args.jit_compile) == ("bfloat16", True)
+    default = build_parser().parse_args(["sample", "--run", "r", "--per-class", "2", "--out", "o"])
+    assert (default.precision, default.jit_compile) == (None, None)  # None: the run config decides
+    accepted = inspect.signature(sampler_for("fpcd")).parameters
+    assert {"precision", "jit_compile"} <= set(accepted)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sample", "--run", "r", "--per-class", "2", "--out", "o", "--precision", "x"])

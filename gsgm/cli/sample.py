@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gsgm.cli.jet_sample_args import add_sampling_speed_arguments
+
 HELP = "sample from a trained run (any family) into sample files"
 DESCRIPTION = """Sample from a trained run; the run's family decides the sampler and the file format.
 
@@ -50,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="multiplicity groups per batch (default 8); padded slots beyond each group's largest jet "
         "are skipped",
     )
+    add_sampling_speed_arguments(fpcd)
     fpcd.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
     )
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "num_buckets": args.num_buckets,
+        "precision": args.precision,
+        "jit_compile": args.jit_compile,
         "progress": True if args.progress is None else args.progress,
         "timing_path": args.timing_path,
         "timing_label": args.timing_label,

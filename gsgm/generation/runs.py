@@ -106,6 +106,8 @@ def sample_jets_to_directory(
     timing_path: str | os.PathLike | None = None,
     timing_label: str | None = None,
     write_timing: bool = True,
+    precision: str | None = None,
+    jit_compile: bool | None = None,
 ) -> JetSamplingResult:
     """Sample a trained FPCD run and write JetNet-format class files (atomically) plus a timing record.
 
@@ -122,12 +124,17 @@ def sample_jets_to_directory(
         timing_path: timing file to append to (default ``OUT/timing.json``).
         timing_label: the record's label (default ``"<run name>, <P> particles, <CPU|GPU>"``).
         write_timing: False writes no timing record.
+        precision, jit_compile: override the run config's ``sampling.precision`` / ``sampling.jit_compile``.
     """
     from gsgm.generation.jets import generate_jets
 
     if jets_per_class < 1:
         raise ValueError(f"--jets-per-class must be positive, got {jets_per_class}")
     chosen, model, preprocessor, cfg, steps = load_sampling_run(run, steps)
+    if precision is not None:
+        cfg.sampling.precision = precision
+    if jit_compile is not None:
+        cfg.sampling.jit_compile = jit_compile
     classes = parse_classes(classes) if classes else list(cfg.data.classes)
     started = time.perf_counter()
     generated = generate_jets(
@@ -170,6 +177,8 @@ def sample_jets_to_directory(
             classes=list(classes),
             source="scripts/sample.py",
             includes_tracing=True,
+            precision=cfg.sampling.precision,
+            jit_compile=cfg.sampling.jit_compile,
         )
         written_timing = append_timing_records(
             Path(timing_path) if timing_path else Path(out) / TIMING_FILE_NAME, [record]
