@@ -298,5 +298,6 @@ def test_gsgm_sample_flags_reach_the_fpcd_sampler():
     assert (default.precision, default.jit_compile) == (None, None)  # None: the run config decides
     accepted = inspect.signature(sampler_for("fpcd")).parameters
     assert {"precision", "jit_compile"} <= set(accepted)
+    bad = ["sample", "--run", "r", "--per-class", "2", "--out", "o", "--precision", "float8"]
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["sample", "--run", "r", "--per-class", "2", "--out", "o", "--precision", "x"])
+        build_parser().parse_args(bad)
