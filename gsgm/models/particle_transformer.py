@@ -20,7 +20,7 @@ the per-particle input projection, the attention mask, the encoder block (takes 
 per-particle head and the final masking.
 
 Speed (CPU, TF 2.21, ``benchmarks/bench_vs_original.py``): every per-particle dense layer runs as one
-2-D matmul on ``[B * P, F]`` (:class:`PerParticleDense`), which TensorFlow fuses with its bias and
+2-D matmul on ``[B * P, F]`` (:class:`FlattenParticles`), which TensorFlow fuses with its bias and
 activation into one oneDNN kernel; on ``[B, P, F]`` the same layer is a batched matmul plus separate
 bias and activation passes, 2-3x slower. In inference the encoder block computes attention from the
 ``MultiHeadAttention`` layer's own weights head by head, without transposes (same function, same
@@ -40,9 +40,10 @@ from gsgm.models.embedding import condition_embedding
 __all__ = [
     "ApplyMask",
     "ParticleAttentionMask",
-    "PerParticleDense",
+    "FlattenParticles",
     "SetConditionedDense",
     "TransformerEncoderBlock",
+    "UnflattenParticles",
     "build_particle_net",
 ]
 
@@ -60,19 +61,36 @@ def _flat(x):
 
 
 @keras.saving.register_keras_serializable(package="gsgm")
-class PerParticleDense(keras.layers.Dense):
-    """``keras.layers.Dense`` on [B, P, F] computed as one 2-D matmul on [B * P, F].
+class FlattenParticles(keras.layers.Layer):
+    """[B, P, F] -> [B * P, F]: per-particle dense layers then run as 2-D matmuls (see the module doc).
 
-    Same weights (kernel, bias), same names, same result up to float round-off; a 2-D matmul followed
-    by its bias and activation is what TensorFlow's graph optimiser fuses into a single oneDNN kernel.
+    A layer without weights, so the dense layers around it keep their class and with it the paths of
+    their weights in saved files (Keras names those paths after the layer classes).
     """
 
-    def call(self, inputs, training=None):
-        if len(inputs.shape) <= 2:
-            return super().call(inputs, training=training)
-        leading = ops.shape(inputs)[:-1]
-        out = super().call(_flat(inputs), training=training)
-        return ops.reshape(out, (*leading, self.units))
+    def call(self, x):
+        return _flat(x)
+
+    def compute_output_shape(self, input_shape):
+        leading = None
+        if all(d is not None for d in input_shape[:-1]):
+            leading = 1
+            for d in input_shape[:-1]:
+                leading *= d
+        return (leading, input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="gsgm")
+class UnflattenParticles(keras.layers.Layer):
+    """([B * P, F], like [B, P, ...]) -> [B, P, F], the inverse of :class:`FlattenParticles`."""
+
+    def call(self, inputs):
+        flat, like = inputs
+        return ops.reshape(flat, (ops.shape(like)[0], ops.shape(like)[1], flat.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        flat_shape, like_shape = input_shape
+        return (like_shape[0], like_shape[1], flat_shape[-1])
 
 
 @keras.saving.register_keras_serializable(package="gsgm")
@@ -101,7 +119,7 @@ class SetConditionedDense(keras.layers.Layer):
     def call(self, inputs):
         x, c = inputs
         leading = ops.shape(x)[:-1]
-        # 2-D matmul (see PerParticleDense), then back to [B, P, units].
+        # 2-D matmul (see FlattenParticles), then back to [B, P, units].
         per_element = ops.matmul(_flat(x), self.kernel[: self.num_set_features])
         per_element = ops.reshape(per_element, (*leading, self.units))
         per_set = ops.matmul(c, self.kernel[self.num_set_features :]) + self.bias  # [B, units]
@@ -162,15 +180,15 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.norm_ffn = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="norm_ffn")
         # tanh-approximated GELU: within 1e-3 of the exact (erf) GELU of the released code, and its
         # gradient is markedly cheaper on CPU (~25% of the FFN time at 150 particles).
-        self.ffn_in = PerParticleDense(self.ffn_dim, activation=_gelu_tanh, name="ffn_in")
-        self.ffn_out = PerParticleDense(self.embed_dim, name="ffn_out")
+        self.ffn_in = keras.layers.Dense(self.ffn_dim, activation=_gelu_tanh, name="ffn_in")
+        self.ffn_out = keras.layers.Dense(self.embed_dim, name="ffn_out")
 
     def build(self, input_shape):
         self.norm_attention.build(input_shape)
         self.attention.build(input_shape, input_shape)
         self.norm_ffn.build(input_shape)
-        self.ffn_in.build(input_shape)
-        self.ffn_out.build((*input_shape[:-1], self.ffn_dim))
+        self.ffn_in.build((None, input_shape[-1]))
+        self.ffn_out.build((None, self.ffn_dim))
 
     def call(self, x, attention_mask, training=None):
         y = self.norm_attention(x)
@@ -179,7 +197,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
         else:
             x = x + self.fused_self_attention(y, attention_mask)
         y = self.norm_ffn(x)
-        return x + self.ffn_out(self.ffn_in(y))
+        # The FFN on [B * P, d] (2-D matmuls fused with bias and activation), then back to [B, P, d].
+        return x + ops.reshape(self.ffn_out(self.ffn_in(_flat(y))), ops.shape(x))
 
     def fused_self_attention(self, y, attention_mask):
         """``self.attention(y, y, attention_mask)`` in inference, from the same weights, computed faster.
@@ -298,9 +317,11 @@ def build_particle_net(
     if cfg.num_transformer_blocks:
         h = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="part_final_norm")(h)
         h = keras.layers.Add(name="part_long_skip")([h0, h])
-    h = act("part_head_act")(PerParticleDense(cfg.output_hidden_dim, name="part_head_dense")(h))
+    h = FlattenParticles(name="part_flatten")(h)  # [B * P, d]: 2-D matmuls in the head
+    h = act("part_head_act")(keras.layers.Dense(cfg.output_hidden_dim, name="part_head_dense")(h))
     # Zero-initialised output, as in the released code: the untrained network predicts v = 0.
-    v = PerParticleDense(num_particle_features, kernel_initializer="zeros", name="part_output")(h)
+    v = keras.layers.Dense(num_particle_features, kernel_initializer="zeros", name="part_output")(h)
+    v = UnflattenParticles(name="part_unflatten")([v, mask])
     v = ApplyMask(name="v_hat")([v, mask])
     return keras.Model(
         inputs={"z": z, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask},
