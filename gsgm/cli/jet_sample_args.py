@@ -90,7 +90,7 @@ def add_sampling_speed_arguments(group) -> None:
         "--precision",
         choices=("float32", "bfloat16", "float16"),
         help="compute type of the networks (default: the run config's sampling.precision, float32); "
-        "bfloat16 is about 2x faster on CPUs with AVX512_BF16 at ~3 significant digits (BENCHMARKS.md)",
+        "bfloat16 can be faster on CPUs with AVX512_BF16, at ~3 significant digits (BENCHMARKS.md)",
     )
     group.add_argument(
         "--xla",
