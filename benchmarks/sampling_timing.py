@@ -9,6 +9,7 @@ import numpy as np
 from gsgm.data.jetnet_format import JET_CLASSES
 from gsgm.data.loading import load_jets, resolve_data_dir
 from gsgm.diffusion.point_cloud import sample_point_clouds
+from gsgm.generation.jets import sampling_denoisers
 
 
 def realistic_inputs(num_particles: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -20,13 +21,26 @@ def realistic_inputs(num_particles: int, batch: int, seed: int = 0) -> tuple[np.
     return mask, onehot
 
 
-def sampling_seconds(model, mask: np.ndarray, onehot: np.ndarray, steps: int, repeats: int, buckets: int):
-    """Best-of-``repeats`` wall time [s] of sampling ``len(mask)`` jets (mask [B, P]) with ``steps`` steps."""
+def sampling_seconds(
+    model,
+    mask: np.ndarray,
+    onehot: np.ndarray,
+    steps: int,
+    repeats: int,
+    buckets: int,
+    precision: str = "float32",
+    jit_compile: bool = False,
+):
+    """Best-of-``repeats`` wall time [s] of sampling ``len(mask)`` jets (mask [B, P]) with ``steps`` steps.
+
+    ``precision`` and ``jit_compile`` as ``sampling.precision`` / ``sampling.jit_compile`` of a config.
+    """
+    jet_denoiser, particle_denoiser = sampling_denoisers(model, precision)
 
     def run():
         sample_point_clouds(
-            model.jet_denoiser,
-            model.particle_denoiser,
+            jet_denoiser,
+            particle_denoiser,
             lambda jets: mask,
             onehot,
             num_particles=mask.shape[1],
@@ -36,6 +50,7 @@ def sampling_seconds(model, mask: np.ndarray, onehot: np.ndarray, steps: int, re
             seed=0,
             schedule=model.schedule,
             num_buckets=buckets,
+            jit_compile=jit_compile,
         )
 
     timings = []

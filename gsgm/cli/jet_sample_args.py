@@ -1,4 +1,5 @@
-"""Command-line arguments shared by ``gsgm evaluate jets`` and ``gsgm plot jets`` (truth vs generated jets).
+"""Command-line arguments shared by ``gsgm evaluate jets`` and ``gsgm plot jets`` (truth vs generated jets),
+and the FPCD sampling-speed options of ``gsgm sample`` (:func:`add_sampling_speed_arguments`).
 
 ``--gen DIR`` may be repeated; a ``--label L`` right after a ``--gen`` names that sample (default: the
 directory as given), e.g. ``--gen runs/a/samples --label FPCD --gen runs/b/samples --label "FPCD 8"``.
@@ -10,7 +11,6 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from gsgm.evaluation.samples import DEFAULT_TRUTH_SPLIT
 from gsgm.utils.cli import class_list, non_negative_int, positive_int
 
 
@@ -37,6 +37,9 @@ class _LabelAction(argparse.Action):
 
 def add_sample_arguments(parser: argparse.ArgumentParser, default_jets: int) -> None:
     """Add --truth, --gen/--label, --classes, --particles, --jets-per-class, --truth-split, --seed."""
+    # Imported here: gsgm.evaluation is heavy, and `gsgm sample` imports this module too.
+    from gsgm.evaluation.samples import DEFAULT_TRUTH_SPLIT
+
     parser.add_argument("--truth", required=True, help="JetNet-format truth directory, or 'builtin'")
     parser.add_argument(
         "--gen", action=_GenAction, required=True, metavar="DIR", help="generated directory (repeatable)"
@@ -84,4 +87,21 @@ def load_comparison_from_args(args: argparse.Namespace):
         jets_per_class=args.jets_per_class,
         truth_split=args.truth_split,
         seed=args.seed,
+    )
+
+
+def add_sampling_speed_arguments(group) -> None:
+    """``--precision`` and ``--xla`` of ``gsgm sample`` (FPCD): override the run config's ``sampling.*``."""
+    group.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "float16"),
+        help="compute type of the networks (default: the run config's sampling.precision, float32); "
+        "bfloat16 can be faster on CPUs with AVX512_BF16, at ~3 significant digits (BENCHMARKS.md)",
+    )
+    group.add_argument(
+        "--xla",
+        dest="jit_compile",
+        action="store_true",
+        default=None,
+        help="compile the DDIM loops with XLA (default: the run config's sampling.jit_compile, off)",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gsgm.cli.jet_sample_args import add_sampling_speed_arguments
 from gsgm.utils.cli import class_list, non_negative_int, positive_float, positive_int
 
 HELP = "sample from a trained run (any family) into sample files"
@@ -68,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="multiplicity groups per batch (default 8); padded slots beyond each group's largest jet "
         "are skipped",
     )
+    add_sampling_speed_arguments(fpcd)
     fpcd.add_argument(
         "--no-progress", dest="progress", action="store_false", default=None, help="no progress bar"
     )
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "num_buckets": args.num_buckets,
+        "precision": args.precision,
+        "jit_compile": args.jit_compile,
         "progress": True if args.progress is None else args.progress,
         "timing_path": args.timing_path,
         "timing_label": args.timing_label,

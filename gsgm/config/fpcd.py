@@ -12,7 +12,7 @@ A config file is a JSON object with the family key and exactly the sections of :
       "training":     {"batch_size": 128, "learning_rate": 0.0001, "optimizer": "adamax", "epochs": 250,
                        "early_stopping_patience": 20, "valid_fraction": 0.2, "ema_decay": 0.999,
                        "grad_clip_norm": 1.0, "seed": 1233},
-      "sampling":     {"num_steps": 512}
+      "sampling":     {"num_steps": 512, "precision": "float32", "jit_compile": false}
     }
 
 The rules (every key required, no other key, strict types, finite floats) are those of
@@ -22,7 +22,7 @@ The rules (every key required, no other key, strict types, finite floats) are th
 from __future__ import annotations
 
 import os
-from typing import Any, cast
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field
 
@@ -175,10 +175,28 @@ class TrainingConfig(Section):
     seed: Seed = 1233
 
 
+#: Compute types of the sampling networks (the sampler's state stays float32).
+SamplingPrecision = Literal["float32", "bfloat16", "float16"]
+
+
 class SamplingConfig(Section):
-    """num_steps: DDIM steps of the undistilled sampler (paper: 512)."""
+    """How a trained run samples.
+
+    num_steps: DDIM steps of the undistilled sampler (paper: 512).
+    precision: compute type of the networks while sampling: "float32" (default), or "bfloat16" /
+        "float16" mixed precision (16-bit matmuls and activations on float32 weights; the DDIM state,
+        the time embedding's Fourier features and the output layers stay float32). The accuracy cost is
+        measured in BENCHMARKS.md (bfloat16 keeps about 3 significant digits per layer).
+    jit_compile: compile the whole DDIM loop with XLA, one compiled function per batch shape (each
+        multiplicity bucket is one). Off by default: on the 2-core CPU it was slower.
+    Both are optional in a file (older runs have neither; they mean float32 without XLA).
+    """
+
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("precision", "jit_compile")
 
     num_steps: PositiveInt = 512
+    precision: SamplingPrecision = "float32"
+    jit_compile: bool = False
 
 
 class FPCDConfig(Section):

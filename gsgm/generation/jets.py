@@ -1,16 +1,86 @@
-"""Generate JetNet-format jets from a trained FPCD run (EMA networks, DDIM, inverse preprocessing)."""
+"""Generate JetNet-format jets from a trained FPCD run (EMA networks, DDIM, inverse preprocessing).
+
+Sampling precision (``sampling.precision`` of the config): "float32" samples with the run's EMA
+networks themselves; "bfloat16" / "float16" with copies of them built under Keras' mixed policy
+(16-bit matmuls and activations, float32 weights), see :func:`sampling_denoisers`.
+"""
 
 from __future__ import annotations
 
 import sys
+import weakref
 
+import keras
 import numpy as np
 
 from gsgm.config import FPCDConfig
 from gsgm.data.jetnet_format import JET_CLASSES
 from gsgm.data.preprocessing import JetPreprocessor
+from gsgm.diffusion import VDenoiser
 from gsgm.diffusion.point_cloud import sample_point_clouds
+from gsgm.models.embedding import GaussianFourierFeatures
 from gsgm.training.fpcd_model import FPCDModel
+
+_MIXED_POLICIES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+#: Layers kept in float32 under a mixed policy: the Fourier features (a 16-bit angle 2 pi f t of
+#: ~100 rad would be off by ~1 rad) and the velocity outputs (cheap, and the DDIM update uses them).
+_FLOAT32_LAYERS = ("jet_output", "part_output", "v_hat")
+# model -> {precision: (jet denoiser, particle denoiser)}: one stable pair per model, so that the
+# compiled DDIM loops (cached per denoiser object) are traced once.
+_DENOISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def mixed_precision_copy(network: keras.Model, precision: str) -> keras.Model:
+    """A copy of ``network`` computing in ``precision`` ("bfloat16" or "float16") with its weights.
+
+    Every layer gets Keras' mixed policy (float32 variables, 16-bit compute), except the Fourier time
+    features and the output layers (:data:`_FLOAT32_LAYERS`), which stay float32.
+    """
+    if precision not in _MIXED_POLICIES:
+        raise ValueError(f"precision must be one of {sorted(_MIXED_POLICIES)}, got {precision!r}")
+    policy = _MIXED_POLICIES[precision]
+
+    def clone(layer):
+        keep = isinstance(layer, GaussianFourierFeatures) or layer.name in _FLOAT32_LAYERS
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32" if keep else policy})
+
+    previous = keras.config.dtype_policy()
+    # Layers that create sublayers (the encoder block) give them the global policy.
+    keras.config.set_dtype_policy(policy)
+    try:
+        copy = keras.models.clone_model(network, clone_function=clone)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+def sampling_denoisers(model: FPCDModel, precision: str = "float32"):
+    """(jet denoiser, particle denoiser) of ``model``'s EMA networks computing in ``precision``.
+
+    "float32" returns ``model.jet_denoiser, model.particle_denoiser``; a 16-bit precision returns
+    v-denoisers over :func:`mixed_precision_copy` of the EMA networks, made once per model and
+    precision (the copies hold the weights of the moment they were made).
+    """
+    if precision == "float32":
+        return model.jet_denoiser, model.particle_denoiser
+    per_model = _DENOISERS.setdefault(model, {})
+    if precision not in per_model:
+        jet_net = mixed_precision_copy(model.ema_jet_net, precision)
+        particle_net = mixed_precision_copy(model.ema_particle_net, precision)
+
+        def jet_velocity(z, t, *, class_onehot):
+            return jet_net({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
+
+        def particle_velocity(z, t, *, jets, class_onehot, mask):
+            inputs = {"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}
+            return particle_net(inputs, training=False)
+
+        per_model[precision] = (
+            VDenoiser(jet_velocity, model.schedule),
+            VDenoiser(particle_velocity, model.schedule),
+        )
+    return per_model[precision]
 
 
 def generate_jets(
@@ -28,7 +98,8 @@ def generate_jets(
     """Sample ``jets_per_class`` jets of each class with the run's EMA networks.
 
     ``num_buckets`` groups each batch by sampled multiplicity and skips the padded slots beyond each
-    group's largest jet (see ``sample_point_clouds``); 1 computes every slot.
+    group's largest jet (see ``sample_point_clouds``); 1 computes every slot. The networks compute in
+    ``cfg.sampling.precision`` and the DDIM loops are XLA-compiled if ``cfg.sampling.jit_compile``.
 
     ``progress`` shows one bar on stderr counting jets over all classes and batches, with an ETA; it
     advances once per batch (a smaller ``batch_size`` gives a finer ETA). The samples do not depend on
@@ -43,6 +114,7 @@ def generate_jets(
     from tqdm import tqdm  # CLI-only dependency, imported lazily
 
     num_particles = cfg.data.num_particles
+    jet_denoiser, particle_denoiser = sampling_denoisers(model, cfg.sampling.precision)
     results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     total = jets_per_class * len(classes)
     bar = tqdm(total=total, unit="jet", desc="sampling", file=sys.stderr, disable=not progress)
@@ -55,8 +127,8 @@ def generate_jets(
             labels = np.full(count, label, dtype=np.int32)
             onehot = np.eye(len(JET_CLASSES), dtype=np.float32)[labels]
             jets_norm, particles_norm, _ = sample_point_clouds(
-                model.jet_denoiser,
-                model.particle_denoiser,
+                jet_denoiser,
+                particle_denoiser,
                 lambda jets, labels=labels: preprocessor.multiplicity_mask(jets, labels),
                 onehot,
                 num_particles=num_particles,
@@ -69,6 +141,7 @@ def generate_jets(
                 progress=False,
                 schedule=model.schedule,
                 num_buckets=min(num_buckets, count),
+                jit_compile=cfg.sampling.jit_compile,
             )
             particle_features, jet_features = preprocessor.inverse(particles_norm, jets_norm, labels)
             particle_parts.append(particle_features)

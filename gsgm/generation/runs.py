@@ -134,6 +134,8 @@ def sample_jets_to_directory(
     timing_label: str | None = None,
     write_timing: bool = True,
     overwrite: bool = False,
+    precision: str | None = None,
+    jit_compile: bool | None = None,
 ) -> JetSamplingResult:
     """Sample a trained FPCD run and write a JetNet-format sample directory plus a timing record.
 
@@ -157,6 +159,7 @@ def sample_jets_to_directory(
         timing_label: the record's label (default ``"<run name>, <P> particles, <CPU|GPU>"``).
         write_timing: False writes no timing record.
         overwrite: replace what ``out`` holds (and discard an interrupted run with other settings).
+        precision, jit_compile: override the run config's ``sampling.precision`` / ``sampling.jit_compile``.
     """
     from gsgm.generation.jets import generate_jets
 
@@ -167,6 +170,10 @@ def sample_jets_to_directory(
     if num_buckets < 1:
         raise ValueError(f"--buckets must be positive, got {num_buckets}")
     chosen, model, preprocessor, cfg, steps = load_sampling_run(run, steps)
+    if precision is not None:
+        cfg.sampling.precision = precision
+    if jit_compile is not None:
+        cfg.sampling.jit_compile = jit_compile
     classes = parse_classes(classes) if classes is not None else list(cfg.data.classes)
     unknown = [c for c in classes if c not in cfg.data.classes]
     if unknown:
@@ -185,6 +192,9 @@ def sample_jets_to_directory(
         "num_particles": num_particles,
         "chunk_size": batch_size,
         "num_buckets": num_buckets,
+        # 16-bit or XLA sampling gives other (equally valid) jets: never mixed in one set
+        "precision": cfg.sampling.precision,
+        "jit_compile": bool(cfg.sampling.jit_compile),
     }
     if not overwrite and finished_already(out, params, directory=True):
         files = [Path(out) / class_file_name(c, num_particles) for c in classes]
@@ -248,6 +258,8 @@ def sample_jets_to_directory(
             source="scripts/sample.py",
             includes_tracing=True,
             resumed=sampled < total,
+            precision=cfg.sampling.precision,
+            jit_compile=cfg.sampling.jit_compile,
         )
         written_timing = append_timing_records(
             Path(timing_path) if timing_path else Path(out) / TIMING_FILE_NAME, [record]
