@@ -21,13 +21,15 @@ __all__ = ["plot_phase_space"]
 UNIFORM_COLOR = "0.2"
 
 
-def _hist(ax, values, bins, label, color, style="-"):
+def histogram_step(ax, values, bins, label, color, style="-"):
+    """A density-normalised step histogram of the finite ``values`` on ``ax``."""
     values = values[np.isfinite(values)]
     counts, edges = np.histogram(values, bins=bins, density=True)
     ax.stairs(counts, edges, label=label, color=color, linestyle=style, linewidth=1.6)
 
 
-def _samples(truth, models, uniform):
+def comparison_samples(truth, models, uniform):
+    """[(label, events, colour, line style)] for the truth, each model and uniform phase space."""
     out = [("truth", truth, TRUTH_COLOR, "-")]
     out += [(label, ev, model_color(i), "-") for i, (label, ev) in enumerate(models.items())]
     return out + [("uniform", uniform, UNIFORM_COLOR, ":")]
@@ -47,7 +49,7 @@ def plot_phase_space(
     """
     law = dalitz_law(process, y_min if process == "qqg" else 0.0)
     uniform = truth[:0] if uniform is None else uniform
-    samples = _samples(truth, models, uniform)
+    samples = comparison_samples(truth, models, uniform)
     obs = {label: observables(ev, law) for label, ev, _, _ in samples}
     figures: dict[str, Figure] = {}
     with style_context():
@@ -69,7 +71,7 @@ def plot_phase_space(
         for i, ax in enumerate(axes):
             bins = np.linspace(0, 0.5, 41)
             for label, _, color, style in samples:
-                _hist(ax, obs[label][f"E{i + 1}"], bins, label, color, style)
+                histogram_step(ax, obs[label][f"E{i + 1}"], bins, label, color, style)
             ax.plot(grid, law.marginal(grid, i), color="k", linewidth=0.8, label="analytic")
             ax.set_xlabel(f"$E_{i + 1}$")
         axes[0].legend(fontsize=9)
@@ -80,7 +82,7 @@ def plot_phase_space(
         fig = Figure(figsize=(13, 4))
         for ax, (key, xlabel, rng) in zip(fig.subplots(1, 3), keys, strict=True):
             for label, _, color, style in samples:
-                _hist(ax, obs[label][key], np.linspace(*rng, 31), label, color, style)
+                histogram_step(ax, obs[label][key], np.linspace(*rng, 31), label, color, style)
             ax.set_xlabel(xlabel)
         fig.axes[0].legend(fontsize=9)
         figures["angles"] = fig
@@ -90,7 +92,7 @@ def plot_phase_space(
         finite = obs["truth"]["log_density"]
         lo, hi = np.nanpercentile(finite, 0.5), np.nanmax(finite)
         for label, _, color, style in samples[:-1]:
-            _hist(ax, obs[label]["log_density"], np.linspace(lo, hi + 1e-9, 41), label, color, style)
+            histogram_step(ax, obs[label]["log_density"], np.linspace(lo, hi + 1e-9, 41), label, color, style)
         ax.set_xlabel(r"$\log p(E_1, E_2)$")
         ax.legend(fontsize=9)
         figures["log_density"] = fig
@@ -98,7 +100,7 @@ def plot_phase_space(
         fig = Figure(figsize=(9, 4))
         for ax, key in zip(fig.subplots(1, 2), ("u1", "u2"), strict=True):
             for label, _, color, style in samples[:-1]:
-                _hist(ax, obs[label][key], np.linspace(0, 1, 21), label, color, style)
+                histogram_step(ax, obs[label][key], np.linspace(0, 1, 21), label, color, style)
             ax.axhline(1.0, color="k", linewidth=0.8)
             ax.set_xlabel(f"${key[0]}_{key[1]}$ (Rosenblatt, eq. 16)")
         fig.axes[0].legend(fontsize=9)
@@ -109,7 +111,7 @@ def plot_phase_space(
         low = max(y_min, 1e-4) if process == "qqg" else 1e-3
         bins = np.geomspace(low, 1 / 3, 41)
         for label, _, color, style in samples:
-            _hist(ax, obs[label]["y"], bins, label, color, style)
+            histogram_step(ax, obs[label]["y"], bins, label, color, style)
         grid = np.geomspace(low, 1 / 3 - 1e-6, 300)
         if process == "qqg":
             ax.plot(grid, y_density_qqg(grid, y_min), color="k", linewidth=0.8, label="eq. 19")
@@ -120,12 +122,19 @@ def plot_phase_space(
         ax.legend(fontsize=9)
         figures["y"] = fig
 
-        fig = Figure(figsize=(5.5, 4))
-        ax = fig.subplots()
-        for label, ev, color, style in samples[:-1]:
-            violation = np.linalg.norm(ev[..., 1:].sum(axis=1), axis=-1)
-            _hist(ax, np.log10(np.maximum(violation, 1e-18)), np.linspace(-18, 1, 58), label, color, style)
-        ax.set_xlabel(r"$\log_{10} |\sum_i \vec p_i|$")
-        ax.legend(fontsize=9)
-        figures["conservation"] = fig
+        figures["conservation"] = conservation_figure(samples[:-1])
     return figures
+
+
+def conservation_figure(samples) -> Figure:
+    """Histogram of log10 |sum of the 3-momenta| per event for each (label, events [N, n, 4], colour,
+    style): q-space models sit at float round-off, p-space baselines do not."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    for label, ev, color, style in samples:
+        violation = np.linalg.norm(ev[..., 1:].sum(axis=1), axis=-1)
+        log_violation = np.log10(np.maximum(violation, 1e-18))
+        histogram_step(ax, log_violation, np.linspace(-18, 1, 58), label, color, style)
+    ax.set_xlabel(r"$\log_{10} |\sum_i \vec p_i|$")
+    ax.legend(fontsize=9)
+    return fig

@@ -13,17 +13,11 @@ from matplotlib.figure import Figure
 
 from gsgm.data.phase_space_analytic import uniform_energy_density, y_density_uniform_large_n
 from gsgm.evaluation.phase_space_antenna import antenna_observables
-from gsgm.plotting.style import TRUTH_COLOR, model_color, style_context
+from gsgm.plotting.phase_space import comparison_samples, conservation_figure
+from gsgm.plotting.phase_space import histogram_step as _hist
+from gsgm.plotting.style import style_context
 
 __all__ = ["plot_antenna"]
-
-UNIFORM_COLOR = "0.2"
-
-
-def _hist(ax, values, bins, label, color, style="-"):
-    values = values[np.isfinite(values)]
-    counts, edges = np.histogram(values, bins=bins, density=True)
-    ax.stairs(counts, edges, label=label, color=color, linestyle=style, linewidth=1.6)
 
 
 def plot_antenna(
@@ -34,9 +28,7 @@ def plot_antenna(
     ``uniform``: uniform phase-space events (RAMBO, drawn by the caller) for the reference curves.
     """
     n_particles = truth.shape[1]
-    samples = [("truth", truth, TRUTH_COLOR, "-")]
-    samples += [(label, ev, model_color(i), "-") for i, (label, ev) in enumerate(models.items())]
-    samples.append(("uniform", uniform, UNIFORM_COLOR, ":"))
+    samples = comparison_samples(truth, models, uniform)
     obs = {label: antenna_observables(ev) for label, ev, _, _ in samples}
     figures: dict[str, Figure] = {}
     with style_context():
@@ -97,12 +89,5 @@ def plot_antenna(
         axes[0].legend(fontsize=9)
         figures["angles"] = fig
 
-        fig = Figure(figsize=(5.5, 4))
-        ax = fig.subplots()
-        for label, ev, color, style in samples[:-1]:
-            violation = np.linalg.norm(ev[..., 1:].sum(axis=1), axis=-1)
-            _hist(ax, np.log10(np.maximum(violation, 1e-18)), np.linspace(-18, 1, 58), label, color, style)
-        ax.set_xlabel(r"$\log_{10} |\sum_i \vec p_i|$")
-        ax.legend(fontsize=9)
-        figures["conservation"] = fig
+        figures["conservation"] = conservation_figure(samples[:-1])
     return figures
