@@ -42,7 +42,10 @@ class Interrupted(Exception):
 @pytest.fixture
 def fake_network(monkeypatch):
     """Replace run loading and the network by a deterministic function of the chunk seed."""
-    cfg = SimpleNamespace(data=SimpleNamespace(classes=["g", "t", "z"], num_particles=30))
+    cfg = SimpleNamespace(
+        data=SimpleNamespace(classes=["g", "t", "z"], num_particles=30),
+        sampling=SimpleNamespace(precision="float32", jit_compile=False),
+    )
     calls = {"n": 0, "fail_at": None}
 
     def load(run, steps=None):

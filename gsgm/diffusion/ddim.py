@@ -100,6 +100,17 @@ def _make_step(get_denoiser: Callable[[], Denoiser], schedule: Schedule):
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def forget_compiled_samplers() -> None:
+    """Drop every cached compiled sampling loop, so that the next calls trace afresh.
+
+    Which graph a batch runs on depends on the shapes seen before (the first shape gets its own
+    trace, later ones a relaxed trace), and the two graphs can differ in the last bit of float32
+    results. A resumable sampler calls this before each chunk, so that a chunk's samples depend
+    only on the chunk, not on which chunks the same process sampled before it.
+    """
+    _COMPILED.clear()
+
+
 def _compiled(denoiser: Denoiser, schedule: Schedule, kind: str, jit_compile: bool):
     """The cached ``tf.function`` (``kind`` = "loop" or "step") for ``denoiser``."""
     if inspect.ismethod(denoiser):

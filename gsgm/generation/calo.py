@@ -302,6 +302,8 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
         key = f"chunk-{k:05d}"
         if not store.has(key):
             started = time.perf_counter()
+            # fresh traces per chunk: its round-off must not depend on the chunks sampled before it
+            _COMPILED.clear()
             part = generate_from_model(
                 model, energies[first : first + CHUNK_SHOWERS], sampler=sampler, steps=steps,
                 seed=chunk_seed(seed, k), batch_size=batch_size, threshold_mev=threshold,

@@ -161,6 +161,7 @@ def sample_jets_to_directory(
         overwrite: replace what ``out`` holds (and discard an interrupted run with other settings).
         precision, jit_compile: override the run config's ``sampling.precision`` / ``sampling.jit_compile``.
     """
+    from gsgm.diffusion.ddim import forget_compiled_samplers
     from gsgm.generation.jets import generate_jets
 
     if jets_per_class < 1:
@@ -211,6 +212,9 @@ def sample_jets_to_directory(
             key = f"{jet_class}-{index:05d}"
             if not store.has(key):
                 started = time.perf_counter()
+                # a chunk's float32 round-off must not depend on the chunks sampled before it in this
+                # process, or a resumed run would differ from an uninterrupted one in the last bit
+                forget_compiled_samplers()
                 chunk = generate_jets(
                     model,
                     preprocessor,
