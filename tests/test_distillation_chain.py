@@ -216,6 +216,18 @@ def test_resume_in_the_middle_of_a_stage_matches_the_uninterrupted_chain(
         distill_chain(FPCD, tmp_path / "copy", until=3, verbose=0)
 
 
+def test_zero_epochs_or_steps_are_errors_not_the_defaults(base_run, tmp_path):
+    """distill_chain's None means "the run's default"; 0 is an error (it used to become the default)."""
+    import shutil
+
+    run = tmp_path / "fresh"
+    shutil.copytree(base_run, run, ignore=shutil.ignore_patterns("distill"))
+    with pytest.raises(DistillationSetupError, match="--epochs-per-stage must be >= 1, got 0"):
+        distill_chain(FPCD, run, until=1, epochs_per_stage=0, verbose=0)
+    with pytest.raises(DistillationSetupError, match=r"the start \(0 steps\)"):
+        distill_chain(FPCD, run, until=1, start_steps=0, verbose=0)
+
+
 def test_resolve_run_for_steps_picks_the_stage_or_names_the_available_ones(base_run, chain):
     for num_steps in STAGES:
         assert resolve_run_for_steps(base_run, num_steps) == stage_dir(base_run, num_steps)

@@ -380,8 +380,13 @@ def distill_chain(
     chain = _read_chain(base.path)
     if chain is None:
         chain = {
-            "start_steps": int(start_steps or family.distillation_start_steps(base_cfg)),
-            "epochs_per_stage": int(epochs_per_stage or base_cfg.training.epochs),
+            # None means the default; 0 is refused below, never silently replaced by the default
+            "start_steps": int(
+                family.distillation_start_steps(base_cfg) if start_steps is None else start_steps
+            ),
+            "epochs_per_stage": int(
+                base_cfg.training.epochs if epochs_per_stage is None else epochs_per_stage
+            ),
             "created": now_iso(),
         }
     else:
