@@ -85,6 +85,10 @@ def test_fused_attention_equals_keras_multi_head_attention(num_heads):
     reference = block.attention(x, x, attention_mask=attention_mask, training=False)
     fused = block.fused_self_attention(x, attention_mask)
     np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    # no mask (the phase-space transformer: every particle is real)
+    unmasked = block.attention(x, x, attention_mask=None, training=False)
+    fused_unmasked = block.fused_self_attention(x, None)
+    np.testing.assert_allclose(fused_unmasked.numpy(), unmasked.numpy(), rtol=1e-5, atol=1e-5)
     # Inference uses the fused path; the reference path is what training (with dropout) runs.
     normed = block.norm_attention(x)
     expected = x + block.attention(normed, normed, attention_mask=attention_mask, training=False)

@@ -212,7 +212,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
         Args:
             y: [B, P, d] normalised particle stream.
-            attention_mask: [B, P, P] boolean, True where query i may attend to key j.
+            attention_mask: [B, P, P] boolean, True where query i may attend to key j; None for no mask.
         """
         mha = self.attention
         key_dim = self.embed_dim // self.num_heads
@@ -231,7 +231,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
             scores = ops.matmul(query, ops.swapaxes(key, -1, -2))  # [B, P, P]
             if scores.dtype in ("float16", "bfloat16"):
                 scores = ops.cast(scores, "float32")
-            scores = ops.where(attention_mask, scores, ops.cast(-1e9, scores.dtype))
+            if attention_mask is not None:  # None: every particle attends to every other
+                scores = ops.where(attention_mask, scores, ops.cast(-1e9, scores.dtype))
             weights = ops.cast(ops.softmax(scores, axis=-1), flat.dtype)
             mixed = ops.matmul(weights, head_projection(mha._value_dense, head))  # [B, P, k]
             out = out + ops.matmul(_flat(mixed), mha._output_dense.kernel[head])
