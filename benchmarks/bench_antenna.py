@@ -38,17 +38,9 @@ LABELS = {
 }
 
 
-def _best(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def speed() -> dict:
     import tensorflow as tf
+    from sampling_timing import best_seconds as _best
 
     from gsgm.data.antenna import ratio_cut, sarge_events
     from gsgm.data.rambo import rambo

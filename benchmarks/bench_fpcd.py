@@ -16,13 +16,12 @@ import argparse
 import json
 import os
 import platform
-import time
 from datetime import UTC, datetime
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
-from sampling_timing import realistic_inputs, sampling_seconds  # noqa: E402
+from sampling_timing import best_seconds, realistic_inputs, sampling_seconds  # noqa: E402
 
 from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import JET_CLASSES  # noqa: E402
@@ -31,15 +30,6 @@ from gsgm.data.pipeline import make_dataset  # noqa: E402
 from gsgm.data.preprocessing import JetPreprocessor  # noqa: E402
 from gsgm.families.fpcd import build_model
 from gsgm.training.optim import make_optimizer  # noqa: E402
-
-
-def best_of(repeats: int, function) -> float:
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
 
 
 def train_step_ms_per_jet(cfg, num_particles: int, repeats: int) -> float:
@@ -57,7 +47,7 @@ def train_step_ms_per_jet(cfg, num_particles: int, repeats: int) -> float:
             step(batch)
         model.metrics[0].result().numpy()  # the "loss" tracker
 
-    return 1e3 * best_of(repeats, ten_steps) / (10 * batch_size)
+    return 1e3 * best_seconds(ten_steps, repeats) / (10 * batch_size)
 
 
 def sampling_ms_per_jet(cfg, num_particles: int, batch: int, steps: int, buckets: int, repeats: int) -> float:

@@ -34,17 +34,9 @@ LABELS = {"qspace_diffusion": "q-space diffusion", "qspace_flow": "q-space flow"
           "pspace_diffusion": "p-space diffusion", "pspace_flow": "p-space flow"}  # fmt: skip
 
 
-def _best(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def speed() -> dict:
     import tensorflow as tf
+    from sampling_timing import best_seconds as _best
 
     from gsgm.data.rambo import rambo, rambo_map_tf, sample_q
     from gsgm.families.phase_space import PHASE_SPACE
