@@ -18,7 +18,6 @@ Per shower (as CaloClouds II):
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -282,9 +281,8 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
         np.full(per_class, energy, np.float32) if energy else rng.uniform(energy_min, energy_max, per_class)
     )
     threshold = model.preprocessor.threshold_mev()  # half a mip in the sensor, as the generator
-    seconds = 0.0
-    if not store.has("calibration"):
-        started = time.perf_counter()
+
+    def fit_calibration():
         calibration = HitCalibration()
         if cfg.sampling.calibration_showers:
             cal_energies = np.random.default_rng(seed + 1).uniform(
@@ -293,15 +291,14 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
             calibration = calibrate_hits(
                 model, cal_energies, sampler=sampler, steps=steps, seed=seed + 1, threshold_mev=threshold
             )
-        store.save("calibration", ab=np.array([calibration.a, calibration.b]))
-        seconds += time.perf_counter() - started
-    a, b = store.load("calibration")["ab"]
+        return {"ab": np.array([calibration.a, calibration.b])}
+
+    a, b = store.chunk("calibration", fit_calibration)["ab"]
     calibration = HitCalibration(float(a), float(b))
     clouds: list[np.ndarray] = []
     for k, first in enumerate(range(0, per_class, CHUNK_SHOWERS)):
-        key = f"chunk-{k:05d}"
-        if not store.has(key):
-            started = time.perf_counter()
+
+        def make(k=k, first=first):
             # fresh traces per chunk: its round-off must not depend on the chunks sampled before it
             _COMPILED.clear()
             part = generate_from_model(
@@ -309,10 +306,11 @@ def sample_showers_to_file(run, out, per_class: int, *, sampler: str = "edm", st
                 seed=chunk_seed(seed, k), batch_size=batch_size, threshold_mev=threshold,
                 calibration=calibration,
             )  # fmt: skip
-            store.save(key, points=part.points, num_points=part.num_points)
-            seconds += time.perf_counter() - started
-        chunk = store.load(key)
+            return {"points": part.points, "num_points": part.num_points}
+
+        chunk = store.chunk(f"chunk-{k:05d}", make)
         clouds += [points[:count] for points, count in zip(chunk["points"], chunk["num_points"], strict=True)]
+    seconds = store.seconds
     points, counts = pad_points(clouds)
     sample = CaloSample(np.asarray(energies, np.float32), points, counts, dict(model.preprocessor.geometry))
     attributes = {

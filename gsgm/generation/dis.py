@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,11 +159,9 @@ def sample_dis(
     prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * n * n * 3 * 4)
     store = ChunkStore(out, params, overwrite=overwrite)
     batches = []
-    seconds = 0.0
     for b, start in enumerate(tqdm(range(0, per_class, batch_size), disable=not progress, desc="sampling")):
-        key = f"batch-{b:05d}"
-        if not store.has(key):
-            started = time.perf_counter()
+
+        def make(b=b, start=start):
             size = min(batch_size, per_class - start)
             noise = tf.random.stateless_normal([size, n, n, 3], seed=[seed, 2 * b])
             if sampler == "ancestral":
@@ -173,9 +170,10 @@ def sample_dis(
                 )
             else:
                 x = ddim_sample(denoiser, noise, model.schedule, steps)
-            store.save(key, x=np.clip(np.asarray(x), -1.0, 1.0))
-            seconds += time.perf_counter() - started
-        batches.append(store.load(key)["x"])
+            return {"x": np.clip(np.asarray(x), -1.0, 1.0)}
+
+        batches.append(store.chunk(f"batch-{b:05d}", make)["x"])
+    seconds = store.seconds
     z = dis_rescaling(cfg).inverse(np.concatenate(batches)).astype(np.float32)
     geometry = json.loads((Path(run) / "preprocessing.json").read_text())
     path = write_dis_images_file(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,19 +80,18 @@ def sample_phase_space(
     prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * per_class * 10 * 4 * 8)
     store = ChunkStore(out, params, overwrite=overwrite)
     n_particles = PROCESSES[cfg.data.process]
-    seconds = 0.0
     chunks = []
     for k, first in enumerate(range(0, per_class, batch)):
-        key = f"chunk-{k:05d}"
-        if not store.has(key):
-            started = time.perf_counter()
-            n = min(batch, per_class - first)
+        n = min(batch, per_class - first)
+
+        def make(n=n, k=k):
             samples = model.generate(
                 n, n_particles, steps=steps, seed=seed * 100_003 + k, ode_method=cfg.sampling.ode_method
             )
-            store.save(key, samples=np.asarray(samples))
-            seconds += time.perf_counter() - started
-        chunks.append(store.load(key)["samples"])
+            return {"samples": np.asarray(samples)}
+
+        chunks.append(store.chunk(f"chunk-{k:05d}", make)["samples"])
+    seconds = store.seconds
     events = events_from_samples(np.concatenate(chunks), model.preprocessing)
     attrs = {
         "process": cfg.data.process,

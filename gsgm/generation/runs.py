@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,19 +202,19 @@ def sample_jets_to_directory(
     prepare_output(out, directory=True, overwrite=overwrite, estimated_bytes=estimated)
     store = ChunkStore(out, params, overwrite=overwrite)
     bar = _progress_bar(total, "jet", progress)
-    seconds, sampled = 0.0, 0
+    sampled = 0
     generated: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for jet_class in classes:
         label = JET_CLASSES.index(jet_class)
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         for index, _start, count in _chunk_starts(jets_per_class, batch_size):
-            key = f"{jet_class}-{index:05d}"
-            if not store.has(key):
-                started = time.perf_counter()
+
+            def make(jet_class=jet_class, label=label, index=index, count=count):
+                nonlocal sampled
                 # a chunk's float32 round-off must not depend on the chunks sampled before it in this
                 # process, or a resumed run would differ from an uninterrupted one in the last bit
                 forget_compiled_samplers()
-                chunk = generate_jets(
+                particles, jets = generate_jets(
                     model,
                     preprocessor,
                     cfg,
@@ -227,14 +226,15 @@ def sample_jets_to_directory(
                     progress=False,
                     num_buckets=num_buckets,
                 )[jet_class]
-                seconds += time.perf_counter() - started
                 sampled += count
-                store.save(key, particles=chunk[0], jets=chunk[1])
-            arrays = store.load(key)
+                return {"particles": particles, "jets": jets}
+
+            arrays = store.chunk(f"{jet_class}-{index:05d}", make)
             parts.append((arrays["particles"], arrays["jets"]))
             bar.update(count)
         generated[jet_class] = (np.concatenate([p for p, _ in parts]), np.concatenate([j for _, j in parts]))
     bar.close()
+    seconds = store.seconds
     attributes = {
         "generator": "gsgm FPCD",
         "run": str(chosen),
@@ -365,14 +365,12 @@ def sample_images_to_file(
     prepare_output(out, directory=False, overwrite=overwrite, estimated_bytes=2 * total * (pixels**2 + 1) * 4)
     store = ChunkStore(out, params, overwrite=overwrite)
     bar = _progress_bar(total, "image", progress)
-    seconds = 0.0
     image_parts, label_parts = [], []
     for jet_class in classes:
         label = JET_CLASSES.index(jet_class)
         for index, _start, count in _chunk_starts(images_per_class, batch_size):
-            key = f"{jet_class}-{index:05d}"
-            if not store.has(key):
-                started = time.perf_counter()
+
+            def make(jet_class=jet_class, label=label, index=index, count=count):
                 images, labels = generate_images(
                     model,
                     cfg,
@@ -384,13 +382,14 @@ def sample_images_to_file(
                     sampler=sampler,
                     progress=False,
                 )
-                seconds += time.perf_counter() - started
-                store.save(key, images=images, labels=labels)
-            arrays = store.load(key)
+                return {"images": images, "labels": labels}
+
+            arrays = store.chunk(f"{jet_class}-{index:05d}", make)
             image_parts.append(arrays["images"])
             label_parts.append(arrays["labels"])
             bar.update(count)
     bar.close()
+    seconds = store.seconds
     images, labels = np.concatenate(image_parts), np.concatenate(label_parts)
     path = write_images_file(
         out,

@@ -25,7 +25,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,10 @@ class ChunkStore:
     ``params`` are the settings the chunks depend on (run, steps, seed, classes, counts, chunk
     size...). A work directory left with other settings is an error naming the differing keys, or is
     discarded with ``overwrite``. Each chunk is one ``.npz`` written atomically.
+
+    Attributes:
+        seconds: wall time spent making chunks in this process (:meth:`chunk`); chunks finished by
+            an earlier run cost nothing.
     """
 
     def __init__(self, out: str | os.PathLike, params: Mapping[str, Any], overwrite: bool = False):
@@ -213,6 +218,7 @@ class ChunkStore:
                     )
                 shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.seconds = 0.0
         if not params_file.is_file():
             write_json_atomic(params_file, self.params)
 
@@ -244,6 +250,16 @@ class ChunkStore:
         except (OSError, ValueError, EOFError) as err:
             path.unlink(missing_ok=True)
             raise SampleSetError(f"{path}: damaged chunk removed ({err}); rerun to sample it again") from None
+
+    def chunk(self, key: str, make: Callable[[], Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The arrays of chunk ``key``: made by ``make()`` (timed into :attr:`seconds`, then saved)
+        unless an earlier run finished it, then read back, so both cases give the saved arrays."""
+        if not self.has(key):
+            started = time.perf_counter()
+            arrays = make()
+            self.save(key, **arrays)
+            self.seconds += time.perf_counter() - started
+        return self.load(key)
 
     def finish(self) -> None:
         """Remove the work directory (after the sample set is in place)."""
