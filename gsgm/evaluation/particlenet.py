@@ -129,16 +129,6 @@ def load_dense_particlenet(jet_class: str) -> tuple[DenseParticleNet, np.ndarray
     return dense_from_jetnet(pnet), np.asarray(entry["mu"]), np.asarray(entry["sigma"])
 
 
-def _nearest(points):
-    """Indices [B, n, k] of each node's ``k`` nearest other nodes (squared Euclidean, float64)."""
-    import torch
-
-    distances = torch.cdist(points.double(), points.double(), compute_mode="donot_use_mm_for_euclid_dist")
-    distances = distances.square()
-    distances.diagonal(dim1=1, dim2=2).fill_(float("inf"))
-    return torch.topk(distances, NEIGHBOURS, dim=2, largest=False).indices
-
-
 def _edge_block(x, block: EdgeBlock, neighbours):
     """One EdgeConv block: x [B, n, C] -> mean over neighbours of the edge network, [B, n, K]."""
     import torch
@@ -174,6 +164,8 @@ def particlenet_activations(
     """
     import torch
 
+    from gsgm.evaluation.knn_fallback import dense_nearest
+
     if particles.ndim != 3 or particles.shape[1:] != (NUM_PARTICLES, 3):
         raise ValueError(f"FPND particles must be [N, {NUM_PARTICLES}, 3], got {list(particles.shape)}")
     outputs = []
@@ -182,7 +174,7 @@ def particlenet_activations(
             x = torch.as_tensor(particles[start : start + batch_size]).to(network.fc_weight.dtype)
             for index, block in enumerate(network.blocks):
                 # the first block finds neighbours in (eta, phi) only, the later ones in all features
-                neighbours = _nearest(x[..., :2] if index == 0 else x)
+                neighbours = dense_nearest(x[..., :2] if index == 0 else x, NEIGHBOURS)
                 x = torch.cat((_edge_block(x, block, neighbours), x), dim=2)
             pooled = x.mean(dim=1)
             outputs.append((pooled @ network.fc_weight + network.fc_bias).numpy())
