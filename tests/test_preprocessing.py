@@ -14,6 +14,7 @@ from gsgm.data.preprocessing import (
     JetPreprocessor,
     PreprocessingFileError,
     UnfittedClassError,
+    confine_to_cone,
     recenter_particles,
 )
 
@@ -308,3 +309,49 @@ def test_load_bad_statistic_names_row_class_and_column(tmp_path, value, message)
     path.write_text(json.dumps(data))
     with pytest.raises(PreprocessingFileError, match=rf"{path}: key 'jet_mean' .*{message}"):
         JetPreprocessor.load(path)
+
+
+def test_generated_particles_stay_inside_the_truth_cone():
+    """Issue 15: the truth has no particle beyond max_delta_r of its class, so neither may the model."""
+    sample = make_synthetic_jets(300, 30, seed=6)
+    pre = JetPreprocessor.fit(sample)
+    truth = recenter_particles(sample.particles)
+    truth_r = np.hypot(truth[..., 0], truth[..., 1])
+    for index in np.unique(sample.labels):
+        real = (sample.labels[:, None] == index) & (truth[..., 3] > 0)
+        np.testing.assert_allclose(pre.max_delta_r[index], truth_r[real].max(), rtol=1e-5)
+    rng = np.random.default_rng(1)
+    particles_norm = rng.normal(0, 2, size=(300, 30, 3)).astype(np.float32)  # far outside: wide noise
+    jets_norm = rng.normal(0, 1, size=(300, 4)).astype(np.float32)
+    radius = pre.max_delta_r[sample.labels][:, None]
+    unconfined = JetPreprocessor.from_dict({**pre.to_dict(), "max_delta_r": None})
+    pf_before, _ = unconfined.inverse(particles_norm, jets_norm, sample.labels)
+    assert (np.hypot(pf_before[..., 0], pf_before[..., 1]) > radius + 1e-2).any()  # the case exists
+    pf, _ = pre.inverse(particles_norm, jets_norm, sample.labels)
+    distance = np.hypot(pf[..., 0], pf[..., 1])
+    assert (distance <= radius + 1e-3).all()
+    np.testing.assert_allclose(recenter_particles(pf), pf, rtol=0, atol=1e-6)  # still recentred
+    np.testing.assert_array_equal(pf[..., 2:], pf_before[..., 2:])  # pt_rel and mask untouched
+
+
+def test_confine_to_cone_moves_only_the_particles_outside():
+    eta = np.array([[0.3, 0.9, 0.0], [0.9, 0.0, 0.0]])
+    phi = np.array([[0.4, 1.2, 0.0], [0.0, 0.0, 0.0]])
+    new_eta, new_phi = confine_to_cone(eta, phi, np.array([0.8, np.nan]))
+    np.testing.assert_array_equal(new_eta[0, [0, 2]], eta[0, [0, 2]])  # inside: bit-for-bit
+    np.testing.assert_allclose(np.hypot(new_eta[0, 1], new_phi[0, 1]), 0.8)  # onto the cone ...
+    np.testing.assert_allclose(new_phi[0, 1] / new_eta[0, 1], 1.2 / 0.9)  # ... along its direction
+    np.testing.assert_array_equal(new_eta[1], eta[1])  # no radius known: unchanged
+
+
+def test_max_delta_r_round_trips_and_old_files_load(tmp_path):
+    sample = make_synthetic_jets(200, 30, seed=3)
+    pre = JetPreprocessor.fit(sample)
+    loaded = JetPreprocessor.load(pre.save(tmp_path / "preprocessing.json"))
+    np.testing.assert_array_equal(loaded.max_delta_r, pre.max_delta_r)
+    old = pre.to_dict()
+    del old["max_delta_r"]  # a file written before the key existed
+    assert np.isnan(JetPreprocessor.from_dict(old).max_delta_r).all()
+    bad = {**pre.to_dict(), "max_delta_r": [0.8, -1.0, 0.8, 0.8, 0.8]}
+    with pytest.raises(PreprocessingFileError, match="max_delta_r"):
+        JetPreprocessor.from_dict(bad)

@@ -9,6 +9,7 @@ file, the key and, for the arrays, the row and its class.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, ClassVar, Literal
 
@@ -46,7 +47,12 @@ def _width(key: str) -> int:
 class PreprocessingFile(Section):
     """preprocessing.json as written by ``JetPreprocessor.to_dict`` (feature names and counts optional)."""
 
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_features", "particle_features", "fit_counts")
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = (
+        "jet_features",
+        "particle_features",
+        "fit_counts",
+        "max_delta_r",
+    )
 
     format: Literal["gsgm.JetPreprocessor"]
     version: Literal[1]
@@ -60,6 +66,9 @@ class PreprocessingFile(Section):
     particle_mean: Rows
     particle_std: Rows
     fit_counts: list[NonNegativeInt] | None = None
+    # Per class, the largest distance sqrt(eta_rel^2 + phi_rel^2) of a real fit particle from the jet
+    # axis; files written before it existed have none, and their generated jets are not confined.
+    max_delta_r: list[float | None] | None = None
 
     def check(self) -> None:
         if self.classes != list(JET_CLASSES):
@@ -99,6 +108,18 @@ class PreprocessingFile(Section):
             raise invalid("jet_mean", "has no statistics for any class")
         if self.fit_counts is not None and len(self.fit_counts) != _NUM_CLASSES:
             raise invalid("fit_counts", f"must be a list of {_NUM_CLASSES} integers, got {self.fit_counts!r}")
+        if self.max_delta_r is not None:
+            if len(self.max_delta_r) != _NUM_CLASSES:
+                raise invalid(
+                    "max_delta_r",
+                    f"must be a list of {_NUM_CLASSES} numbers or nulls, got {self.max_delta_r!r}",
+                )
+            for i, radius in enumerate(self.max_delta_r):
+                if radius is not None and not (math.isfinite(radius) and radius > 0):
+                    raise invalid(
+                        "max_delta_r",
+                        f"entry {i} ({JET_CLASSES[i]}) must be a positive number or null, got {radius!r}",
+                    )
 
     def array(self, key: str) -> np.ndarray:
         """Statistics ``key`` as a float64 [5, F] array, NaN rows for classes without statistics."""
