@@ -332,6 +332,9 @@ def test_generated_particles_stay_inside_the_truth_cone():
     assert (distance <= radius + 1e-3).all()
     np.testing.assert_allclose(recenter_particles(pf), pf, rtol=0, atol=1e-6)  # still recentred
     np.testing.assert_array_equal(pf[..., 2:], pf_before[..., 2:])  # pt_rel and mask untouched
+    inside = (np.hypot(pf_before[..., 0], pf_before[..., 1]) <= radius).all(axis=1)
+    assert inside.any()
+    np.testing.assert_array_equal(pf[inside], pf_before[inside])  # jets inside: bit-for-bit as before
 
 
 def test_confine_to_cone_moves_only_the_particles_outside():
