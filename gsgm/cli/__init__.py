@@ -35,6 +35,7 @@ USAGE = """The ``gsgm`` command: one entry point with a subcommand per task, dis
     gsgm make-data --classes t,w --jets-per-class 500 --seed 1 --out data/mine
     gsgm make-showers --showers 500 --seed 1 --out data/showers.h5
     gsgm inspect   builtin
+    gsgm reference --out runs/reference        # the fidelity reference recipe (about an hour)
     gsgm make-phase-space --process muon_decay --events 20000 --seed 1 --out data/muon.hdf5
     gsgm evaluate  phase-space --truth data/muon.hdf5 --gen runs/ps/samples.hdf5 --label q --out runs/ps/eval
 
@@ -55,6 +56,7 @@ COMMANDS = {
     "make-showers": "gsgm.cli.make_showers",
     "inspect": "gsgm.cli.inspect",
     "train-classifier": "gsgm.cli.train_classifier",
+    "reference": "gsgm.cli.reference",
 }
 
 

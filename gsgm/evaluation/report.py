@@ -39,6 +39,7 @@ from gsgm.evaluation.efp_cache import FeatureCache, floor_key
 from gsgm.evaluation.jetnet_compat import fpnd_status
 from gsgm.evaluation.metrics import (
     METRICS,
+    METRICS_BY_KEY,
     EvaluationConfig,
     MetricSpec,
     evaluate_pair,
@@ -329,3 +330,91 @@ def write_report(report: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple
     write_json_atomic(json_path, report)
     write_text_atomic(md_path, format_markdown(report))
     return json_path, md_path
+
+
+# --------------------------------------------------------------------------------------------------
+# Model / floor ratios (the reference recipe's table)
+# --------------------------------------------------------------------------------------------------
+
+#: the Wasserstein-1 metrics a fidelity target applies to (particle- and jet-level)
+W1_KEYS: tuple[str, ...] = ("w1m", "w1p", "w1efp", "w1_jet_pt", "w1_jet_eta", "w1_jet_mass", "w1_jet_n")
+
+
+def floor_ratios(report: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """model label -> class -> metric key -> model mean / floor mean (None where either is missing).
+
+    For COV (higher is better) the ratio is floor / model, so that for every metric a ratio above 1 says
+    by how much the model is worse than a perfect generator with this many jets.
+    """
+    ratios: dict[str, dict[str, dict[str, float | None]]] = {}
+    for model in report["models"]:
+        label = model["label"]
+        ratios[label] = {}
+        for jet_class, entry in report["classes"].items():
+            row: dict[str, float | None] = {}
+            for key in report["metrics"]:
+                floor = entry["floor"].get(key) or {}
+                value = entry["models"][label].get(key) or {}
+                floor_mean, model_mean = floor.get("mean"), value.get("mean")
+                if floor_mean is None or model_mean is None:
+                    row[key] = None
+                    continue
+                numerator, denominator = (
+                    (floor_mean, model_mean)
+                    if METRICS_BY_KEY[key].higher_is_better
+                    else (model_mean, floor_mean)
+                )
+                row[key] = numerator / denominator if denominator > 0 else None
+            ratios[label][jet_class] = row
+    return ratios
+
+
+def format_ratio_table(report: Mapping[str, Any], targets: Mapping[str, float] | None = None) -> list[str]:
+    """Markdown: per model, one row per class and one column per metric, ``model / floor (ratio x)``.
+
+    Args:
+        report: a ``metrics.json`` payload (:func:`evaluate_comparison`).
+        targets: model label -> the largest ratio its W1 metrics (:data:`W1_KEYS`) may have; a cell over
+            its target is marked with "**", and a line per model counts the W1 cells within target and
+            names the worst.
+
+    Returns:
+        the lines of the tables (no trailing newline).
+    """
+    targets = dict(targets or {})
+    ratios = floor_ratios(report)
+    specs = [s for s in METRICS if s.key in report["metrics"]]
+    lines: list[str] = []
+    for model in report["models"]:
+        label = model["label"]
+        target = targets.get(label)
+        heading = f"### {label}: model / floor (ratio)"
+        if target is not None:
+            heading += f"; target for every W1: ratio <= {target:g} (bold: over it)"
+        lines += [heading, "", "| Class (n) | " + " | ".join(_header(s) for s in specs) + " |",
+                  "| --- | " + " | ".join("---" for _ in specs) + " |"]  # fmt: skip
+        within, total, worst = 0, 0, (0.0, "", "")
+        for jet_class, entry in report["classes"].items():
+            cells = []
+            for spec in specs:
+                floor = entry["floor"].get(spec.key) or {}
+                value = entry["models"][label].get(spec.key) or {}
+                ratio = ratios[label][jet_class][spec.key]
+                if ratio is None:
+                    cells.append("n/a")
+                    continue
+                cell = f"{value['mean'] / spec.scale:.3g} / {floor['mean'] / spec.scale:.3g} ({ratio:.2f}x)"
+                if target is not None and spec.key in W1_KEYS:
+                    total += 1
+                    within += ratio <= target
+                    worst = max(worst, (ratio, spec.label, jet_class))
+                    if ratio > target:
+                        cell = f"**{cell}**"
+                cells.append(cell)
+            name = f"{CLASS_NAMES.get(jet_class, jet_class)} ({entry['jets_per_sample']})"
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if target is not None and total:
+            lines += ["", f"{label}: {within} of {total} W1 values within {target:g}x of the floor; "
+                      f"worst {worst[1]} {worst[2]} at {worst[0]:.2f}x."]  # fmt: skip
+        lines.append("")
+    return lines[:-1] if lines else lines
