@@ -27,7 +27,7 @@ DESCRIPTION = """The fidelity reference recipe in one command (about an hour on 
   1. generate 20,000 Pythia 8 + FastJet jets per class (30 and 150 particles, seed 20261202) into OUT/data
   2. train configs/fpcd_reference.json (30 particles) or configs/fpcd_reference150.json (150) into
      OUT/run-P
-  3. distil the 64-step model to 1 step (30 particles; --distill-epochs per stage)
+  3. distil the 64-step model to 1 step (30 particles; 6 stages of --distill-epochs 3 epochs)
   4. sample as many jets per class as the held-out truth half holds, at 64 steps and at 1 step
   5. evaluate both against the held-out jets (jetnet's valid + test split) with the truth-vs-truth floor
   6. plot, and write OUT/reference-P.md: every metric, its floor and the ratio model / floor
@@ -55,9 +55,9 @@ TARGETS = {"teacher": 1.5, "one_step": 2.0}
 # Nominal seconds per stage on 2 cores at the defaults (measured 2026-12, BENCHMARKS.md), for the ETA only.
 NOMINAL_S = {
     30: {
-        "data": 180,
-        "train": 1300,
-        "distill": 900,
+        "data": 190,
+        "train": 1050,
+        "distill": 2000,
         "sample": 300,
         "sample-1": 20,
         "evaluate": 300,
@@ -79,7 +79,7 @@ class RecipeSettings:
     config: str | None = None
     data: str | None = None
     epochs: int | None = None
-    distill_epochs: int = 4
+    distill_epochs: int = 3
     steps: int | None = None
     eval_jets: int | None = None
     workers: int | None = None
@@ -157,144 +157,87 @@ def _gen_arguments(settings: RecipeSettings) -> list[str]:
     return arguments
 
 
+def _gsgm(*words: str, **options: object) -> list[str]:
+    """``gsgm WORDS --option value ...``: underscores in option names become dashes, True is a bare flag."""
+    argv = ["gsgm", *words]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
+
+
 def reference_stages(settings: RecipeSettings):
     """The recipe's stages for ``settings``, in order (:class:`gsgm.utils.stages.Stage`)."""
     from gsgm.utils.stages import Stage
 
     nominal = NOMINAL_S[settings.particles]
+    jets = settings.jets_per_class
     stages = []
     if settings.data is None:
+        workers = {} if settings.workers is None else {"workers": settings.workers}
         for jet_class in settings.classes:
-            argv = [
-                "gsgm",
-                "make-data",
-                "--classes",
-                jet_class,
-                "--jets-per-class",
-                str(settings.jets_per_class),
-                "--particles",
-                "30,150",
-                "--seed",
-                str(settings.seed),
-                "--out",
-                settings.data_dir,
-            ]
-            if settings.workers is not None:
-                argv += ["--workers", str(settings.workers)]
+            argv = _gsgm("make-data", classes=jet_class, jets_per_class=jets, particles="30,150",
+                         seed=settings.seed, out=settings.data_dir, **workers)  # fmt: skip
             stages.append(
                 Stage(
                     f"data-{jet_class}",
                     argv,
-                    nominal["data"] * settings.jets_per_class / DEFAULT_JETS_PER_CLASS,
-                    done=lambda c=jet_class: _class_files_complete(
-                        settings.data_dir, c, settings.jets_per_class
-                    ),
-                    description=f"{settings.jets_per_class} Pythia jets of class {jet_class}",
+                    nominal["data"] * jets / DEFAULT_JETS_PER_CLASS,
+                    done=lambda c=jet_class: _class_files_complete(settings.data_dir, c, jets),
+                    description=f"{jets} Pythia jets of class {jet_class}",
                 )
             )
     classes = ",".join(settings.classes)
-    train = [
-        "gsgm",
-        "train",
-        "--config",
-        str(settings.training_config),
-        "--data",
-        settings.data_dir,
-        "--particles",
-        str(settings.particles),
-        "--out",
-        str(settings.run_dir),
-    ]
-    if settings.epochs is not None:
-        train += ["--epochs", str(settings.epochs)]
+    epochs = {} if settings.epochs is None else {"epochs": settings.epochs}
+    train = _gsgm("train", config=settings.training_config, data=settings.data_dir,
+                  particles=settings.particles, out=settings.run_dir, **epochs)  # fmt: skip
     stages.append(Stage("train", train, nominal["train"], description=f"training into {settings.run_dir}"))
-    steps = ["--steps", str(settings.steps)] if settings.steps else []
+    teacher_steps = {} if settings.steps is None else {"steps": settings.steps}
     if settings.distils:
-        distill = [
-            "gsgm",
-            "distill",
-            "--run",
-            str(settings.run_dir),
-            "--until",
-            "1",
-            "--epochs-per-stage",
-            str(settings.distill_epochs),
-        ]
-        if settings.steps:
-            distill += ["--start-steps", str(settings.steps)]
+        start = {} if settings.steps is None else {"start_steps": settings.steps}
+        distill = _gsgm(
+            "distill", run=settings.run_dir, until=1, epochs_per_stage=settings.distill_epochs, **start
+        )
         stages.append(
             Stage("distill", distill, nominal["distill"], description="progressive distillation to 1 step")
         )
-    per_class = str(settings.jets_to_sample)
+    per_class = settings.jets_to_sample
     for one_step in (False, True) if settings.distils else (False,):
         out = settings.sample_dir(one_step)
-        argv = [
-            "gsgm",
-            "sample",
-            "--run",
-            str(settings.run_dir),
-            "--per-class",
-            per_class,
-            "--classes",
-            classes,
-            "--out",
-            str(out),
-            "--seed",
-            "0",
-            "--no-progress",
-        ]
-        argv += ["--steps", "1"] if one_step else steps
+        steps = {"steps": 1} if one_step else teacher_steps
+        name = "sample-1" if one_step else "sample"
+        argv = _gsgm("sample", run=settings.run_dir, per_class=per_class, classes=classes, out=out, seed=0,
+                     no_progress=True, **steps)  # fmt: skip
         stages.append(
             Stage(
-                "sample-1" if one_step else "sample",
+                name,
                 argv,
-                nominal["sample-1" if one_step else "sample"],
+                nominal[name],
                 done=lambda out=out: (out / "manifest.json").exists(),
                 description=f"{per_class} jets per class at {'1 step' if one_step else 'the teacher steps'}",
             )
         )
     evaluation = settings.out / f"evaluation-{settings.particles}"
-    common = [
-        "--truth",
-        settings.data_dir,
-        "--truth-split",
-        TRUTH_SPLIT,
-        *_gen_arguments(settings),
-        "--classes",
-        classes,
-        "--particles",
-        str(settings.particles),
-        "--jets-per-class",
-        per_class,
-    ]
+    comparison = _gsgm(truth=settings.data_dir, truth_split=TRUTH_SPLIT)[1:] + _gen_arguments(settings)
+    comparison += _gsgm(classes=classes, particles=settings.particles, jets_per_class=per_class)[1:]
+    evaluate = _gsgm("evaluate", "jets", *comparison, out=evaluation,
+                     feature_cache=settings.out / "feature-cache", no_progress=True)  # fmt: skip
     stages.append(
         Stage(
             "evaluate",
-            [
-                "gsgm",
-                "evaluate",
-                "jets",
-                *common,
-                "--out",
-                str(evaluation),
-                "--feature-cache",
-                str(settings.out / "feature-cache"),
-                "--no-progress",
-            ],
+            evaluate,
             nominal["evaluate"],
             done=lambda: (evaluation / "metrics.json").exists(),
             description="metrics against the held-out half, with the floor",
         )
     )
-    plots = str(settings.out / f"plots-{settings.particles}")
+    plots = settings.out / f"plots-{settings.particles}"
     stages.append(
-        Stage("plot", ["gsgm", "plot", "jets", *common, "--out", plots, "--quiet"], nominal["plot"] * 0.8)
+        Stage("plot", _gsgm("plot", "jets", *comparison, out=plots, quiet=True), nominal["plot"] * 0.8)
     )
     stages.append(
         Stage(
-            "plot-training",
-            ["gsgm", "plot", "training", "--run", str(settings.run_dir), "--out", plots],
-            nominal["plot"] * 0.2,
+            "plot-training", _gsgm("plot", "training", run=settings.run_dir, out=plots), nominal["plot"] * 0.2
         )
     )
     return stages
@@ -367,7 +310,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=positive_int, help="override the config's training.epochs")
     parser.add_argument(
-        "--distill-epochs", type=positive_int, default=4, help="epochs per distillation stage (default 4)"
+        "--distill-epochs", type=positive_int, default=3, help="epochs per distillation stage (default 3)"
     )
     parser.add_argument(
         "--steps", type=positive_int, help="teacher sampling steps (default: the config's, 64)"
