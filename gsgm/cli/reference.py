@@ -63,7 +63,7 @@ NOMINAL_S = {
         "evaluate": 300,
         "plot": 60,
     },
-    150: {"data": 180, "train": 1800, "sample": 1200, "evaluate": 600, "plot": 90},
+    150: {"data": 190, "train": 1970, "sample": 1200, "evaluate": 600, "plot": 90},
 }
 
 
