@@ -368,7 +368,11 @@ def run(args: argparse.Namespace) -> int:
     targets = {
         label: TARGETS["one_step" if "1 step" in label else "teacher"] for label, _ in _labels(settings)
     }
-    walls = ", ".join(f"{name} {format_duration(seconds)}" for name, seconds in finished.items())
+    # 0 s: the stage's outputs were found complete (data reused from another recipe run)
+    walls = ", ".join(
+        f"{name} {format_duration(seconds) if seconds > 0 else 'reused'}"
+        for name, seconds in finished.items()
+    )
     text = "\n".join(
         [
             f"# Reference recipe, {settings.particles} particles",
