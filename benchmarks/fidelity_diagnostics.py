@@ -50,26 +50,16 @@ def main() -> None:
     from gsgm.data.loading import load_class
     from gsgm.data.preprocessing import recenter_particles
     from gsgm.diffusion.ddim import ddim_sample
-    from gsgm.diffusion.denoisers import VDenoiser
     from gsgm.diffusion.point_cloud import sample_point_clouds
+    from gsgm.generation.jets import network_denoisers
     from gsgm.generation.runs import load_sampling_run
 
     _, model, preprocessor, cfg, steps = load_sampling_run(args.run, args.steps)
     num_particles = cfg.data.num_particles
 
-    def denoisers(jet_net, particle_net):
-        def jet_velocity(z, t, *, class_onehot):
-            return jet_net({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
-
-        def particle_velocity(z, t, *, jets, class_onehot, mask):
-            inputs = {"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}
-            return particle_net(inputs, training=False)
-
-        return VDenoiser(jet_velocity, model.schedule), VDenoiser(particle_velocity, model.schedule)
-
     weights = {
-        "ema": denoisers(model.ema_jet_net, model.ema_particle_net),
-        "raw": denoisers(model.jet_net, model.particle_net),
+        "ema": (model.jet_denoiser, model.particle_denoiser),
+        "raw": network_denoisers(model.jet_net, model.particle_net, model.schedule),
     }
     results = {}
     for jet_class in args.classes.split(","):

@@ -48,8 +48,6 @@ DEFAULT_JETS_PER_CLASS = 20_000
 DEFAULT_SEED = 20261202
 DEFAULT_CONFIGS = {30: "configs/fpcd_reference.json", 150: "configs/fpcd_reference150.json"}
 TRUTH_SPLIT = "valid,test"
-# jetnet's split keeps 30 % of a file out of training (valid + test); evaluation halves it for the floor
-HELD_OUT_FRACTION = 0.3
 # the issue's targets: every W1 within these factors of its floor
 TARGETS = {"teacher": 1.5, "one_step": 2.0}
 # Nominal seconds per stage on 2 cores at the defaults (measured 2026-12, BENCHMARKS.md), for the ETA only.
@@ -108,10 +106,19 @@ class RecipeSettings:
 
     @property
     def jets_to_sample(self) -> int:
-        """The held-out half's size (n of the evaluation), unless --eval-jets says otherwise."""
+        """The held-out half's size (n of the evaluation), unless --eval-jets says otherwise.
+
+        The held-out jets are jetnet's valid + test split of the generated file (30 %), halved for the
+        floor, counted with the split function the evaluation uses.
+        """
         if self.eval_jets is not None:
             return self.eval_jets
-        return max(1, int(self.jets_per_class * HELD_OUT_FRACTION) // 2)
+        from gsgm.data.loading import jetnet_split_indices
+
+        held_out = sum(
+            len(jetnet_split_indices(self.jets_per_class, split)) for split in TRUTH_SPLIT.split(",")
+        )
+        return max(1, held_out // 2)
 
     def sample_dir(self, one_step: bool) -> Path:
         return self.run_dir / ("samples-1" if one_step else "samples")
@@ -143,8 +150,7 @@ def _class_files_complete(data_dir: str, jet_class: str, jets: int) -> bool:
 
 
 def _labels(settings: RecipeSettings) -> list[tuple[str, Path]]:
-    teacher = settings.steps or "config"
-    labels = [(f"FPCD {teacher} steps" if settings.steps else "FPCD", settings.sample_dir(False))]
+    labels = [(f"FPCD {settings.steps} steps" if settings.steps else "FPCD", settings.sample_dir(False))]
     if settings.distils:
         labels.append(("FPCD 1 step (distilled)", settings.sample_dir(True)))
     return labels

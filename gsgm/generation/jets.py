@@ -66,21 +66,30 @@ def sampling_denoisers(model: FPCDModel, precision: str = "float32"):
         return model.jet_denoiser, model.particle_denoiser
     per_model = _DENOISERS.setdefault(model, {})
     if precision not in per_model:
-        jet_net = mixed_precision_copy(model.ema_jet_net, precision)
-        particle_net = mixed_precision_copy(model.ema_particle_net, precision)
-
-        def jet_velocity(z, t, *, class_onehot):
-            return jet_net({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
-
-        def particle_velocity(z, t, *, jets, class_onehot, mask):
-            inputs = {"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}
-            return particle_net(inputs, training=False)
-
-        per_model[precision] = (
-            VDenoiser(jet_velocity, model.schedule),
-            VDenoiser(particle_velocity, model.schedule),
+        per_model[precision] = network_denoisers(
+            mixed_precision_copy(model.ema_jet_net, precision),
+            mixed_precision_copy(model.ema_particle_net, precision),
+            model.schedule,
         )
     return per_model[precision]
+
+
+def network_denoisers(jet_net: keras.Model, particle_net: keras.Model, schedule):
+    """(jet denoiser, particle denoiser): v-denoisers over any pair of FPCD velocity networks.
+
+    For sampling from networks other than the model's own EMA pair: 16-bit copies
+    (:func:`sampling_denoisers`) or the raw, not averaged weights (``model.jet_net``,
+    ``model.particle_net``). The call signatures are those of ``sample_point_clouds``.
+    """
+
+    def jet_velocity(z, t, *, class_onehot):
+        return jet_net({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
+
+    def particle_velocity(z, t, *, jets, class_onehot, mask):
+        inputs = {"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}
+        return particle_net(inputs, training=False)
+
+    return VDenoiser(jet_velocity, schedule), VDenoiser(particle_velocity, schedule)
 
 
 def generate_jets(
