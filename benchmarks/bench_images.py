@@ -11,7 +11,12 @@ median beside it.
 Network evaluations per image: score PC with M Langevin steps makes ``levels * (M + 1)``; the paper's
 "15 sampling forward passes" compare best with ``score-pc-M0`` (15 calls) and ``consistency-15``.
 
-    PYTHONPATH=. python benchmarks/bench_images.py [--batch 8] [--repeats 3] [--modes ...] [--json out.json]
+``--variants`` times every mode with each way of computing the network, in the same interleaved rounds:
+``float32``, ``bfloat16`` / ``float16`` (mixed precision), ``xla`` (float32, each call XLA-compiled),
+``bfloat16-xla`` (both); see ``gsgm.generation.images.image_sampling_denoiser``.
+
+    PYTHONPATH=. python benchmarks/bench_images.py [--batch 8] [--repeats 3] [--modes ...]
+        [--variants float32,bfloat16,xla] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,11 +38,19 @@ from gsgm.config import load_images_config, resolve_from_data  # noqa: E402
 from gsgm.diffusion.consistency import sample_consistency  # noqa: E402
 from gsgm.diffusion.samplers import sample_pc  # noqa: E402
 from gsgm.families.jet_images import build_image_model  # noqa: E402
+from gsgm.generation.images import image_sampling_denoiser  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Noise levels of the shipped sample (image_statistics of its training split); timing does not depend on them.
 STATS = {"nonzero_q05": 1.43e-3, "max_pairwise_distance": 1.34, "pixel_std": 0.0241}
 MODES = ("score-pc-M1", "score-pc-M0", "consistency-1", "consistency-15")
+VARIANTS = {
+    "float32": ("float32", False),
+    "bfloat16": ("bfloat16", False),
+    "float16": ("float16", False),
+    "xla": ("float32", True),
+    "bfloat16-xla": ("bfloat16", True),
+}
 
 
 def main() -> None:
@@ -48,9 +61,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15, help="levels / steps of the multistep modes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--variants", default="float32", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     modes = args.modes.split(",")
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
 
     devices = [d.device_type for d in tf.config.list_physical_devices()]
     print(
@@ -67,43 +85,54 @@ def main() -> None:
     noise = score_cfg.noise
     labels = tf.constant(np.arange(args.batch) % 5, tf.int32)
     x_score = tf.random.stateless_normal([args.batch, 25, 25, 1], [0, 1]) * noise.sigma_max
-    runs = {
-        "score-pc-M1": (
-            lambda: sample_pc(
-                score_model.denoiser,
-                x_score,
-                score_model.schedule,
+
+    def mode_runs(score, consistency):
+        return {
+            "score-pc-M1": (
+                lambda: sample_pc(
+                    score,
+                    x_score,
+                    score_model.schedule,
+                    args.steps,
+                    corrector_steps=1,
+                    cond={"label": labels},
+                ),
+                2 * args.steps,
+            ),
+            "score-pc-M0": (
+                lambda: sample_pc(
+                    score,
+                    x_score,
+                    score_model.schedule,
+                    args.steps,
+                    corrector_steps=0,
+                    cond={"label": labels},
+                ),
                 args.steps,
-                corrector_steps=1,
-                cond={"label": labels},
             ),
-            2 * args.steps,
-        ),
-        "score-pc-M0": (
-            lambda: sample_pc(
-                score_model.denoiser,
-                x_score,
-                score_model.schedule,
+            "consistency-1": (
+                lambda: sample_consistency(
+                    consistency, x_score, cm_model.schedule, 1, cond={"label": labels}
+                ),
+                1,
+            ),
+            f"consistency-{args.steps}": (
+                lambda: sample_consistency(
+                    consistency, x_score, cm_model.schedule, args.steps, cond={"label": labels}
+                ),
                 args.steps,
-                corrector_steps=0,
-                cond={"label": labels},
             ),
-            args.steps,
-        ),
-        "consistency-1": (
-            lambda: sample_consistency(
-                cm_model.denoiser, x_score, cm_model.schedule, 1, cond={"label": labels}
-            ),
-            1,
-        ),
-        f"consistency-{args.steps}": (
-            lambda: sample_consistency(
-                cm_model.denoiser, x_score, cm_model.schedule, args.steps, cond={"label": labels}
-            ),
-            args.steps,
-        ),
-    }
-    runs = {name: runs[name] for name in modes}
+        }
+
+    runs = {}
+    for variant in variants:
+        precision, xla = VARIANTS[variant]
+        per_mode = mode_runs(
+            image_sampling_denoiser(score_model, precision, xla),
+            image_sampling_denoiser(cm_model, precision, xla),
+        )
+        for name in modes:
+            runs[name if len(variants) == 1 else f"{name} {variant}"] = per_mode[name]
     first = {}
     for name, (fn, _) in runs.items():  # trace + compile + one run
         start = time.perf_counter()
@@ -117,13 +146,13 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
 
     header = ("mode", "net calls", "ms/image (min)", "median", "ms/call/image", "first call s")
-    print("\n{:<16} {:>9} {:>15} {:>9} {:>14} {:>13}".format(*header))
+    print("\n{:<28} {:>9} {:>15} {:>9} {:>14} {:>13}".format(*header))
     results = []
     for name, (_, calls) in runs.items():
         best, median = min(times[name]), float(np.median(times[name]))
         per_image = 1e3 * best / args.batch
         print(
-            f"{name:<16} {calls:>9} {per_image:>15.1f} {1e3 * median / args.batch:>9.1f} "
+            f"{name:<28} {calls:>9} {per_image:>15.1f} {1e3 * median / args.batch:>9.1f} "
             f"{per_image / calls:>14.1f} {first[name]:>13.1f}"
         )
         results.append(
@@ -138,7 +167,9 @@ def main() -> None:
     print("\npaper (RTX 4070, 15 forward passes): score-based 18.31 ms, consistency 17.88 ms")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"batch": args.batch, "devices": devices, "results": results}, indent=2)
+            json.dumps(
+                {"batch": args.batch, "variants": variants, "devices": devices, "results": results}, indent=2
+            )
         )
 
 

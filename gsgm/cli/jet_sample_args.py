@@ -91,7 +91,7 @@ def load_comparison_from_args(args: argparse.Namespace):
 
 
 def add_sampling_speed_arguments(group) -> None:
-    """``--precision`` and ``--xla`` of ``gsgm sample`` (FPCD): override the run config's ``sampling.*``."""
+    """``--precision`` and ``--xla`` of ``gsgm sample`` (FPCD, jet images): override ``sampling.*``."""
     group.add_argument(
         "--precision",
         choices=("float32", "bfloat16", "float16"),
@@ -103,5 +103,6 @@ def add_sampling_speed_arguments(group) -> None:
         dest="jit_compile",
         action="store_true",
         default=None,
-        help="compile the DDIM loops with XLA (default: the run config's sampling.jit_compile, off)",
+        help="compile the DDIM loops (FPCD) or the U-Net calls (jet images) with XLA (default: the run "
+        "config's sampling.jit_compile, off)",
     )

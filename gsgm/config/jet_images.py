@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import typing
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import Field
 
@@ -47,6 +47,7 @@ from gsgm.config.base import (
     section_to_dict,
     validate_section,
 )
+from gsgm.config.fpcd import SamplingPrecision
 from gsgm.config.jetnet import JET_CLASSES, check_particles_and_classes
 from gsgm.config.registry import config_from_any_dict, register_config_family, save_any_config
 from gsgm.config.training import (
@@ -260,10 +261,23 @@ class ImageTrainingConfig(Section):
 
 
 class ImageSamplingConfig(Section):
-    """pixel_threshold: generated pixels at or below it are set to 0 (images are sparse; a generated
-    image carries noise of order sigma_min in every pixel); null: sigma_min."""
+    """How a trained run samples.
+
+    pixel_threshold: generated pixels at or below it are set to 0 (images are sparse; a generated
+        image carries noise of order sigma_min in every pixel); null: sigma_min.
+    precision: compute type of the U-Net while sampling: "float32" (default), or "bfloat16" /
+        "float16" mixed precision (16-bit convolutions and activations on float32 weights; the time
+        features, the output convolution and the sampler's state stay float32; accuracy cost in
+        BENCHMARKS.md).
+    jit_compile: compile each network call with XLA (one compiled function per batch shape).
+    precision and jit_compile are optional in a file (older runs have neither: float32 without XLA).
+    """
+
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("precision", "jit_compile")
 
     pixel_threshold: NonNegativeFloatOrNull = None
+    precision: SamplingPrecision = "float32"
+    jit_compile: bool = False
 
 
 class ImagesConfig(Section):

@@ -9,6 +9,7 @@ every pixel > 0) and inflate the reconstructed jet mass.
 from __future__ import annotations
 
 import sys
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -18,9 +19,37 @@ from gsgm.config import ImagesConfig
 from gsgm.data.jetnet_format import JET_CLASSES, parse_classes
 from gsgm.diffusion.consistency import sample_consistency
 from gsgm.diffusion.samplers import sample_pc, sample_probability_flow
-from gsgm.training.image_models import ConsistencyImageModel, ScoreImageModel
+from gsgm.models.precision import mixed_precision_copy
+from gsgm.models.unet import unet_keeps_float32
+from gsgm.training.image_models import CompiledDenoiser, ConsistencyImageModel, ScoreImageModel
 
-__all__ = ["generate_images", "postprocess_images"]
+__all__ = ["generate_images", "image_sampling_denoiser", "postprocess_images"]
+
+# model -> {(precision, jit_compile): CompiledDenoiser}: one per model and setting, so that each
+# network call is traced (and XLA-compiled) once per batch shape.
+_DENOISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def image_sampling_denoiser(
+    model: ScoreImageModel | ConsistencyImageModel, precision: str = "float32", jit_compile: bool = False
+) -> CompiledDenoiser:
+    """The compiled EMA denoiser of ``model`` computing in ``precision``, optionally XLA-compiled.
+
+    "float32" without XLA is ``model.denoiser`` itself. Otherwise the model's adapter over its EMA
+    U-Net (float32) or over a mixed-precision copy of it (:func:`unet_keeps_float32` layers stay
+    float32), made once per model and setting; a copy holds the weights of the moment it was made.
+    Inputs and outputs are those of ``model.denoiser``: ``z [B, N, N, 1]``, ``sigma [B]``, ``label [B]``.
+    """
+    if precision == "float32" and not jit_compile:
+        return model.denoiser
+    per_model = _DENOISERS.setdefault(model, {})
+    key = (precision, bool(jit_compile))
+    if key not in per_model:
+        net = model.ema_net
+        if precision != "float32":
+            net = mixed_precision_copy(net, precision, unet_keeps_float32)
+        per_model[key] = CompiledDenoiser(model.sampling_adapter(net), jit_compile=jit_compile)
+    return per_model[key]
 
 
 def postprocess_images(images: np.ndarray, threshold: float) -> np.ndarray:
@@ -42,6 +71,8 @@ def generate_images(
     sampler: str | None = None,
     raw: bool = False,
     progress: bool = False,
+    precision: str | None = None,
+    jit_compile: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``images_per_class`` jet images of each class with the run's EMA network.
 
@@ -56,6 +87,8 @@ def generate_images(
         sampler: score model only: "pc" or "ode" (default: the config's).
         raw: return the sampler output without post-processing (:func:`postprocess_images`).
         progress: one bar on stderr counting images over all classes and batches, with an ETA.
+        precision, jit_compile: compute type and XLA of the network calls (default: the config's
+            ``sampling.precision`` / ``sampling.jit_compile``; :func:`image_sampling_denoiser`).
 
     Returns:
         (images ``[M, N, N]`` float32, labels ``[M]`` int32), classes in the order given.
@@ -76,6 +109,11 @@ def generate_images(
             raise ValueError(f"sampler must be 'pc' or 'ode', got {sampler!r}")
     elif sampler not in (None, "consistency"):
         raise ValueError("--sampler applies to score runs only")
+    denoiser = image_sampling_denoiser(
+        model,
+        cfg.sampling.precision if precision is None else precision,
+        cfg.sampling.jit_compile if jit_compile is None else jit_compile,
+    )
     sigma_max = float(model.schedule.sampling_times(steps)[0])
     outputs, labels_out = [], []
     bar = tqdm(
@@ -94,10 +132,10 @@ def generate_images(
             x = tf.random.stateless_normal([count, n, n, 1], [batch_seed, 1]) * sigma_max
             extra = {"label": labels}
             if kind == "consistency":
-                x = sample_consistency(model.denoiser, x, model.schedule, steps, seed=batch_seed, cond=extra)
+                x = sample_consistency(denoiser, x, model.schedule, steps, seed=batch_seed, cond=extra)
             elif sampler == "pc":
                 x = sample_pc(
-                    model.denoiser,
+                    denoiser,
                     x,
                     model.schedule,
                     steps,
@@ -107,7 +145,7 @@ def generate_images(
                     cond=extra,
                 )
             else:
-                x = sample_probability_flow(model.denoiser, x, model.schedule, steps, cond=extra)
+                x = sample_probability_flow(denoiser, x, model.schedule, steps, cond=extra)
             outputs.append(np.asarray(x, np.float32)[..., 0])
             labels_out.append(np.full(count, label, np.int32))
             bar.update(count)

@@ -19,9 +19,9 @@ from gsgm.data.preprocessing import JetPreprocessor
 from gsgm.diffusion import VDenoiser
 from gsgm.diffusion.point_cloud import sample_point_clouds
 from gsgm.models.embedding import GaussianFourierFeatures
+from gsgm.models.precision import mixed_precision_copy as precision_copy
 from gsgm.training.fpcd_model import FPCDModel
 
-_MIXED_POLICIES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 #: Layers kept in float32 under a mixed policy: the Fourier features (a 16-bit angle 2 pi f t of
 #: ~100 rad would be off by ~1 rad) and the velocity outputs (cheap, and the DDIM update uses them).
 _FLOAT32_LAYERS = ("jet_output", "part_output", "v_hat")
@@ -30,29 +30,18 @@ _FLOAT32_LAYERS = ("jet_output", "part_output", "v_hat")
 _DENOISERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _keeps_float32(layer) -> bool:
+    return isinstance(layer, GaussianFourierFeatures) or layer.name in _FLOAT32_LAYERS
+
+
 def mixed_precision_copy(network: keras.Model, precision: str) -> keras.Model:
-    """A copy of ``network`` computing in ``precision`` ("bfloat16" or "float16") with its weights.
+    """A copy of an FPCD network computing in ``precision`` ("bfloat16" or "float16") with its weights.
 
     Every layer gets Keras' mixed policy (float32 variables, 16-bit compute), except the Fourier time
-    features and the output layers (:data:`_FLOAT32_LAYERS`), which stay float32.
+    features and the output layers (:data:`_FLOAT32_LAYERS`), which stay float32
+    (:func:`gsgm.models.precision.mixed_precision_copy`).
     """
-    if precision not in _MIXED_POLICIES:
-        raise ValueError(f"precision must be one of {sorted(_MIXED_POLICIES)}, got {precision!r}")
-    policy = _MIXED_POLICIES[precision]
-
-    def clone(layer):
-        keep = isinstance(layer, GaussianFourierFeatures) or layer.name in _FLOAT32_LAYERS
-        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32" if keep else policy})
-
-    previous = keras.config.dtype_policy()
-    # Layers that create sublayers (the encoder block) give them the global policy.
-    keras.config.set_dtype_policy(policy)
-    try:
-        copy = keras.models.clone_model(network, clone_function=clone)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    copy.set_weights(network.get_weights())
-    return copy
+    return precision_copy(network, precision, _keeps_float32)
 
 
 def sampling_denoisers(model: FPCDModel, precision: str = "float32"):

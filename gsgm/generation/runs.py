@@ -309,6 +309,8 @@ def sample_images_to_file(
     batch_size: int = 500,
     progress: bool = False,
     overwrite: bool = False,
+    precision: str | None = None,
+    jit_compile: bool | None = None,
 ) -> ImageSamplingResult:
     """Sample a trained score or consistency run and write the images file (:func:`write_images_file`).
 
@@ -326,6 +328,7 @@ def sample_images_to_file(
         seed: same seed -> same images.
         batch_size: images per network call and per resumable chunk.
         overwrite: replace an existing ``out`` (and discard an interrupted run with other settings).
+        precision, jit_compile: override the run config's ``sampling.precision`` / ``sampling.jit_compile``.
     """
     from gsgm.families.jet_images import load_image_run
     from gsgm.generation.images import generate_images
@@ -344,6 +347,10 @@ def sample_images_to_file(
     if unknown:
         raise ValueError(f"the run was trained on classes {list(cfg.data.classes)}, not on {unknown}")
     steps = steps or getattr(cfg, cfg.model).num_steps
+    if precision is not None:
+        cfg.sampling.precision = precision
+    if jit_compile is not None:
+        cfg.sampling.jit_compile = jit_compile
     sampler_name = sampler or (cfg.score.sampler if cfg.model == "score" else "consistency")
     pixels = cfg.data.num_pixels
     total = images_per_class * len(classes)
@@ -357,6 +364,9 @@ def sample_images_to_file(
         "classes": list(classes),
         "per_class": images_per_class,
         "chunk_size": batch_size,
+        # the 16-bit path gives other images, so a resumed run must not mix the two
+        "precision": cfg.sampling.precision,
+        "jit_compile": bool(cfg.sampling.jit_compile),
     }
     if not overwrite and finished_already(out, params, directory=False):
         return ImageSamplingResult(
@@ -403,6 +413,7 @@ def sample_images_to_file(
             "steps": steps,
             "seed": seed,
             "pixel_threshold": cfg.sampling.pixel_threshold,
+            "precision": cfg.sampling.precision,
             "max_r": cfg.data.max_r,
             "num_particles": cfg.data.num_particles,
             "versions": package_versions(),

@@ -47,7 +47,14 @@ from keras import ops
 from gsgm.config import UNetConfig
 from gsgm.models.embedding import GaussianFourierFeatures
 
-__all__ = ["PADDINGS", "PeriodicPadding", "SinusoidalEmbedding", "build_unet", "padded_size"]
+__all__ = [
+    "PADDINGS",
+    "PeriodicPadding",
+    "SinusoidalEmbedding",
+    "build_unet",
+    "padded_size",
+    "unet_keeps_float32",
+]
 
 #: The padding modes of :func:`build_unet`.
 PADDINGS = ("same", "circular_phi")
@@ -253,3 +260,17 @@ def build_unet(
     if size != num_pixels:
         h = keras.layers.Cropping2D(((before, after), (before, after)), name="crop")(h)
     return keras.Model(inputs, h, name=name)
+
+
+#: U-Net layers after the last 16-bit layer: the output convolution and what reshapes its result.
+_OUTPUT_LAYERS = ("conv_out", "conv_out_pad", "crop")
+
+
+def unet_keeps_float32(layer: keras.layers.Layer) -> bool:
+    """The layers of a :func:`build_unet` network that stay float32 in a mixed-precision copy.
+
+    The time features (16-bit angles of ~1e3 rad would be off by whole periods) and the output layers
+    (so the network returns float32 to the sampler's float32 update); for
+    :func:`gsgm.models.precision.mixed_precision_copy`.
+    """
+    return isinstance(layer, (GaussianFourierFeatures, SinusoidalEmbedding)) or layer.name in _OUTPUT_LAYERS

@@ -50,13 +50,17 @@ class CompiledDenoiser:
     """A label-conditioned adapter with ``predict`` compiled once (``tf.function``, relaxed shapes).
 
     Samplers calling it in a Python loop pay the tracing only on the first call. Inputs: ``z [B, N, N, 1]``,
-    ``t = sigma [B]``, ``label [B]`` (cast to int32).
+    ``t = sigma [B]``, ``label [B]`` (cast to int32). ``jit_compile`` compiles the network call with
+    XLA (one compiled function per batch shape).
     """
 
-    def __init__(self, adapter):
+    def __init__(self, adapter, jit_compile: bool = False):
         self.adapter = adapter
+        self.jit_compile = bool(jit_compile)
         self._compiled = tf.function(
-            lambda z, t, label: tuple(adapter.predict(z, t, label=label)), reduce_retracing=True
+            lambda z, t, label: tuple(adapter.predict(z, t, label=label)),
+            reduce_retracing=True,
+            jit_compile=self.jit_compile,
         )
 
     def predict(self, z, t, *, label) -> Prediction:
@@ -105,8 +109,12 @@ class ScoreImageModel(DiffusionTrainingModel):
         self._train_denoiser = PreconditionedDenoiser(
             unet_callable(net, training=True), sigma_data, parameterization
         )
-        self._ema_denoiser = PreconditionedDenoiser(unet_callable(ema_net), sigma_data, parameterization)
+        self._ema_denoiser = self.sampling_adapter(ema_net)
         self.denoiser = CompiledDenoiser(self._ema_denoiser)
+
+    def sampling_adapter(self, net: keras.Model) -> PreconditionedDenoiser:
+        """The denoiser adapter of this model over ``net`` (the EMA U-Net, or a 16-bit copy of it)."""
+        return PreconditionedDenoiser(unet_callable(net), self.sigma_data, self.parameterization)
 
     def compute_losses(self, batch, seeds, *, training: bool, step) -> dict[str, tf.Tensor]:
         images, labels = batch["images"], batch["labels"]
@@ -174,8 +182,12 @@ class ConsistencyImageModel(DiffusionTrainingModel):
         self.schedule = KarrasSchedule(self.sigma_min, self.sigma_max, cfg.rho)
         self._online = ConsistencyDenoiser(unet_callable(net, training=True), sigma_min, sigma_data)
         self._target = ConsistencyDenoiser(unet_callable(target_net), sigma_min, sigma_data)
-        self._ema = ConsistencyDenoiser(unet_callable(ema_net), sigma_min, sigma_data)
+        self._ema = self.sampling_adapter(ema_net)
         self.denoiser = CompiledDenoiser(self._ema)
+
+    def sampling_adapter(self, net: keras.Model) -> ConsistencyDenoiser:
+        """The consistency adapter of this model over ``net`` (the EMA U-Net, or a 16-bit copy of it)."""
+        return ConsistencyDenoiser(unet_callable(net), self.sigma_min, self.sigma_data)
 
     def discretization(self, step) -> tuple[tf.Tensor, tf.Tensor]:
         """``(N, mu)`` at optimizer step ``step``: the CT schedule, or the fixed CD values."""
