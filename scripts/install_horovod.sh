@@ -40,7 +40,14 @@
 #                        [unset]; use it with PYTHONPATH=$HOROVOD_TARGET, e.g. to try an MPI build
 #                        beside a shared environment's gloo build
 #   MAKEFLAGS            [-j<number of CPUs>]; the CPU build takes about 5 minutes on 2 cores
-#   FORCE=1              rebuild even if a working Horovod of that version is installed
+#   FORCE=1              rebuild even if a working Horovod of that version is installed (and do
+#                        not reuse a cached wheel)
+#   GSGM_WHEEL_CACHE     directory of built Horovod wheels [${XDG_CACHE_HOME:-~/.cache}/gsgm/wheels]:
+#                        a build keeps its wheel there, keyed by Horovod version, build kind, the
+#                        HOROVOD_* settings, TensorFlow version, Python and machine; a later install
+#                        with the same key (a fresh clone, a new environment, CI) installs that wheel
+#                        in seconds instead of compiling for minutes. A cached wheel that fails the
+#                        check below is deleted and rebuilt.
 #
 # Exit status 0 only when `import horovod.tensorflow` works afterwards and reports the requested
 # controllers/operations (checked below).
@@ -120,6 +127,47 @@ esac
 export HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 export MAKEFLAGS="${MAKEFLAGS:--j$(nproc 2>/dev/null || echo 2)}"
 
+target=()
+if [[ -n "$HOROVOD_TARGET" ]]; then target=(--target "$HOROVOD_TARGET" --upgrade); fi
+
+# Horovod's runtime dependencies (horovodrun needs them); never let them touch numpy/TensorFlow.
+# With HOROVOD_TARGET they are expected in the environment already (its own Horovod build).
+install_runtime_dependencies() {
+    if [[ -z "$HOROVOD_TARGET" ]]; then
+        "$PYTHON" -m pip install "cloudpickle" "psutil" "pyyaml" "packaging" "cffi>=1.4.0"
+    fi
+}
+
+finish() {
+    check_horovod || die "Horovod installed but does not work; see the messages above"
+    local horovodrun
+    horovodrun="$(dirname "$PYTHON")/horovodrun"
+    if [[ -n "$HOROVOD_TARGET" ]]; then horovodrun="$HOROVOD_TARGET/bin/horovodrun"; fi
+    if [[ -x "$horovodrun" ]]; then PYTHONPATH="$HVD_PYTHONPATH" "$horovodrun" --check-build || true; fi
+}
+
+# The wheel cache: everything that changes the compiled library is in the key.
+TF_VERSION="$("$PYTHON" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null | tail -n 1)"
+PY_TAG="$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+SETTINGS_HASH="$({ env | grep '^HOROVOD_' | grep -v '^HOROVOD_TARGET=' | sort || true; echo "CXXFLAGS=${CXXFLAGS:-}"; } |
+    sha256sum | cut -c1-12)"
+WHEEL_CACHE="${GSGM_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gsgm/wheels}"
+WHEEL_DIR="$WHEEL_CACHE/horovod-$HOROVOD_VERSION-$HOROVOD_BUILD-tf$TF_VERSION-$PY_TAG-$(uname -m)-$SETTINGS_HASH"
+cached_wheel=""
+if [[ -d "$WHEEL_DIR" ]]; then
+    cached_wheel="$(find "$WHEEL_DIR" -maxdepth 1 -name "horovod-$HOROVOD_VERSION-*.whl" | head -n 1)"
+fi
+if [[ "${FORCE:-0}" != 1 && -n "$cached_wheel" ]]; then
+    log "installing the cached wheel $cached_wheel (FORCE=1 compiles instead)"
+    if "$PYTHON" -m pip install --no-deps --force-reinstall "${target[@]}" "$cached_wheel" &&
+        install_runtime_dependencies && check_horovod; then
+        finish
+        exit 0
+    fi
+    log "the cached wheel does not work here; deleting it and compiling"
+    rm -rf "$WHEEL_DIR"
+fi
+
 TF_INCLUDE="$("$PYTHON" -c 'import tensorflow as tf; print(tf.sysconfig.get_include())' 2>/dev/null | tail -n 1)"
 [[ -d "$TF_INCLUDE" ]] || die "could not locate TensorFlow's include directory (got '$TF_INCLUDE')"
 for dir in external/highwayhash external/farmhash_archive/src; do
@@ -157,18 +205,20 @@ export CXXFLAGS="${CXXFLAGS:-} -I$COMPAT -I$TF_INCLUDE/external/highwayhash -I$T
 log "building horovod==$HOROVOD_VERSION ($HOROVOD_BUILD: gloo=${HOROVOD_WITH_GLOO:-} mpi=${HOROVOD_WITH_MPI:-0}" \
     "gpu_ops=${HOROVOD_GPU_OPERATIONS:-none}) with $PYTHON, MAKEFLAGS=$MAKEFLAGS; this takes minutes"
 started=$SECONDS
-target=()
-if [[ -n "$HOROVOD_TARGET" ]]; then target=(--target "$HOROVOD_TARGET" --upgrade); fi
-"$PYTHON" -m pip install --no-build-isolation --no-cache-dir --no-binary horovod --force-reinstall \
-    --no-deps "${target[@]}" "horovod==$HOROVOD_VERSION"
-# Horovod's runtime dependencies (horovodrun needs them); never let them touch numpy/TensorFlow.
-# With HOROVOD_TARGET they are expected in the environment already (its own Horovod build).
-if [[ -z "$HOROVOD_TARGET" ]]; then
-    "$PYTHON" -m pip install "cloudpickle" "psutil" "pyyaml" "packaging" "cffi>=1.4.0"
-fi
+# Build a wheel (so that it can be cached), then install it.
+"$PYTHON" -m pip wheel --no-build-isolation --no-cache-dir --no-binary horovod --no-deps \
+    --wheel-dir "$WORK/wheel" "horovod==$HOROVOD_VERSION"
+built_wheel="$(find "$WORK/wheel" -maxdepth 1 -name "horovod-*.whl" | head -n 1)"
+[[ -n "$built_wheel" ]] || die "pip wheel produced no horovod wheel in $WORK/wheel"
+"$PYTHON" -m pip install --no-deps --force-reinstall "${target[@]}" "$built_wheel"
+install_runtime_dependencies
 log "built in $((SECONDS - started)) s"
 
-check_horovod || die "Horovod installed but does not work; see the messages above"
-HOROVODRUN="$(dirname "$PYTHON")/horovodrun"
-if [[ -n "$HOROVOD_TARGET" ]]; then HOROVODRUN="$HOROVOD_TARGET/bin/horovodrun"; fi
-if [[ -x "$HOROVODRUN" ]]; then PYTHONPATH="$HVD_PYTHONPATH" "$HOROVODRUN" --check-build || true; fi
+finish
+# Keep the wheel only once it works; copied under a temporary name, then renamed into place.
+if mkdir -p "$WHEEL_DIR" 2>/dev/null && cp "$built_wheel" "$WHEEL_DIR/.partial.$$" 2>/dev/null; then
+    mv "$WHEEL_DIR/.partial.$$" "$WHEEL_DIR/$(basename "$built_wheel")"
+    log "kept the wheel in $WHEEL_DIR for later installs"
+else
+    log "note: could not keep the wheel in $WHEEL_DIR (not writable); the next install compiles again"
+fi
