@@ -56,6 +56,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", default="500,50,10")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--precisions",
+        default="float32",
+        help="U-Net step timings in these compute types, same run (float32, bfloat16, float16)",
+    )
     parser.add_argument("--json", help="write the results here too")
     args = parser.parse_args()
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "batch": args.batch}
@@ -72,15 +77,17 @@ def main() -> None:
         n = cfg.data.num_pixels
         z = tf.random.normal([args.batch, n, n, 3])
         t = tf.fill([args.batch], 250.0)
-        denoiser = model.sampling_denoiser(True)
-        best, median = timed(lambda d=denoiser, z=z, t=t: d.predict(z, t).x0.numpy(), args.repeats)
         params = int(sum(np.prod(w.shape) for w in model.net.trainable_weights))
-        key = f"unet_{name}_ms_per_image_per_step"
-        results[key] = 1e3 * best / args.batch
-        print(
-            f"U-Net {name} ({n}x{n}, {params / 1e6:.2f} M parameters): {1e3 * best / args.batch:.2f} ms "
-            f"per image per step (median {1e3 * median / args.batch:.2f})"
-        )
+        for precision in args.precisions.split(","):
+            denoiser = model.sampling_denoiser(True, precision)
+            best, median = timed(lambda d=denoiser, z=z, t=t: d.predict(z, t).x0.numpy(), args.repeats)
+            suffix = "" if precision == "float32" else f"_{precision}"
+            results[f"unet_{name}_ms_per_image_per_step{suffix}"] = 1e3 * best / args.batch
+            per_image, median_per_image = 1e3 * best / args.batch, 1e3 * median / args.batch
+            print(
+                f"U-Net {name} ({n}x{n}, {params / 1e6:.2f} M parameters, {precision}): "
+                f"{per_image:.2f} ms per image per step (median {median_per_image:.2f})"
+            )
 
     cfg = load_dis_config(REPO / "configs" / "dis_quick.json")
     model = build_dis_model(cfg)

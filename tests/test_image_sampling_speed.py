@@ -117,3 +117,48 @@ def test_precision_and_xla_are_optional_and_validated_in_a_file(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="sampling.precision"):
         load_images_config(path)
+
+
+def test_dis_sampling_in_bfloat16_and_with_xla_stays_close_to_float32():
+    from gsgm.config.dis import (
+        DisConfig,
+        DisDataConfig,
+        DisDiffusionConfig,
+        DisSamplingConfig,
+        DisTrainingConfig,
+        DisUNetConfig,
+    )
+    from gsgm.diffusion.samplers import sample_ancestral
+    from gsgm.families.dis import build_dis_model
+
+    unet = DisUNetConfig(
+        base_channels=4, channel_multipliers=[1, 2], num_res_blocks=1, norm_groups=2, dropout=0.0,
+        activation="swish", time_embedding="sinusoidal", time_features=16, time_embedding_scale=1.0,
+        padding="circular_phi", attention_resolutions=[8], attention_heads=2,
+    )  # fmt: skip
+    cfg = DisConfig(
+        name="dis_tiny",
+        description="tiny DIS model",
+        data=DisDataConfig(num_pixels=16, max_events=160),
+        unet=unet,
+        diffusion=DisDiffusionConfig(num_steps=20),
+        training=DisTrainingConfig(),
+        sampling=DisSamplingConfig(num_steps=4),
+    )
+    model = build_dis_model(cfg)
+    noise = tf.random.stateless_normal([3, 16, 16, 3], [5, 6])
+    out = {}
+    for key in (("float32", False), ("float32", True), ("bfloat16", False)):
+        denoiser = model.sampling_denoiser(True, *key)
+        x = sample_ancestral(denoiser, noise, model.schedule, 4, variance="learned", seed=3)
+        out[key] = np.asarray(x)
+    reference = out["float32", False]
+    spread = reference.std()
+    np.testing.assert_allclose(out["float32", True], reference, atol=1e-4 * spread)
+    difference = np.abs(out["bfloat16", False] - reference)
+    assert 0 < difference.mean() < 0.03 * spread
+    # Measured: mean 1.1 %, median 0.1 %, 99th percentile 13 % of the spread. A few pixels of an
+    # untrained network differ more: ancestral steps near the [-1, 1] clip amplify small differences.
+    assert np.quantile(difference, 0.5) < 0.01 * spread
+    assert np.quantile(difference, 0.99) < 0.3 * spread
+    assert cfg.sampling.precision == "float32" and "precision" in type(cfg.sampling).OPTIONAL_KEYS

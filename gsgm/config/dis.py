@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import typing
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -37,6 +37,7 @@ from gsgm.config.base import (
     read_config_json,
     validate_section,
 )
+from gsgm.config.fpcd import SamplingPrecision
 from gsgm.config.jet_images import UNetConfig
 from gsgm.config.registry import config_from_any_dict, register_config_family, save_any_config
 from gsgm.config.training import (
@@ -152,11 +153,18 @@ class DisTrainingConfig(Section):
 class DisSamplingConfig(Section):
     """sampler: "ancestral" (learned variance, the paper's) or "ddim" (deterministic, fewer steps);
     num_steps: respaced steps (<= diffusion.num_steps); clip_x0: clip the denoised estimate to [-1, 1]
-    at every step (improved DDPM does)."""
+    at every step (improved DDPM does); precision: the U-Net's compute type, "float32" (default) or
+    "bfloat16" / "float16" mixed precision (time features and output layers stay float32);
+    jit_compile: XLA-compile each network call. precision and jit_compile are optional in a file
+    (older runs: float32 without XLA)."""
+
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("precision", "jit_compile")
 
     sampler: DisSampler = "ancestral"
     num_steps: PositiveInt = 500
     clip_x0: bool = True
+    precision: SamplingPrecision = "float32"
+    jit_compile: bool = False
 
 
 class DisConfig(Section):

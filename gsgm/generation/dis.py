@@ -114,6 +114,8 @@ def sample_dis(
     batch_size: int = 64,
     progress: bool = False,
     overwrite: bool = False,
+    precision: str | None = None,
+    jit_compile: bool | None = None,
 ) -> DisSamplingResult:
     """``per_class`` events (DIS has one class) from run ``run`` into the sample file ``out``.
 
@@ -124,6 +126,8 @@ def sample_dis(
         batch_size: events per sampler call and per resumable chunk (a killed run, rerun with the
             same arguments, samples only the missing batches and gives the same file).
         overwrite: replace an existing ``out`` (checked before sampling).
+        precision, jit_compile: override the run config's ``sampling.precision`` / ``sampling.jit_compile``
+            (:meth:`~gsgm.training.dis_model.DisDiffusionModel.sampling_denoiser`).
     """
     import tensorflow as tf
     from tqdm import tqdm
@@ -143,7 +147,11 @@ def sample_dis(
         raise ValueError(f"--steps must be in 1..{cfg.diffusion.num_steps}, got {steps}")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
-    denoiser = model.sampling_denoiser(cfg.sampling.clip_x0)
+    if precision is not None:
+        cfg.sampling.precision = precision
+    if jit_compile is not None:
+        cfg.sampling.jit_compile = jit_compile
+    denoiser = model.sampling_denoiser(cfg.sampling.clip_x0, cfg.sampling.precision, cfg.sampling.jit_compile)
     n = cfg.data.num_pixels
     params = {
         "kind": "dis events",
@@ -153,6 +161,9 @@ def sample_dis(
         "seed": int(seed),
         "per_class": per_class,
         "chunk_size": batch_size,
+        # 16-bit or XLA sampling gives other events: never mixed in one file
+        "precision": cfg.sampling.precision,
+        "jit_compile": bool(cfg.sampling.jit_compile),
     }
     if not overwrite and finished_already(out, params, directory=False):
         return DisSamplingResult(Path(out), sampler, steps, per_class, 0.0)

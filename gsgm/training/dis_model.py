@@ -24,6 +24,8 @@ from gsgm.diffusion import DiscreteCosineSchedule, EpsDenoiser, Prediction, diff
 from gsgm.diffusion.clipping import ClippedDenoiser
 from gsgm.diffusion.importance import LossSecondMomentSampler
 from gsgm.diffusion.vlb import hybrid_loss_terms
+from gsgm.models.precision import mixed_precision_copy
+from gsgm.models.unet import unet_keeps_float32
 from gsgm.training.base_model import DiffusionTrainingModel
 
 __all__ = ["DisDiffusionModel"]
@@ -73,7 +75,7 @@ class DisDiffusionModel(DiffusionTrainingModel):
         )
         self._train_denoiser = EpsDenoiser(_time_net(net, True), schedule, learned_variance=True)
         self._ema_denoiser = EpsDenoiser(_time_net(ema_net, False), schedule, learned_variance=True)
-        self._compiled_clipped = None
+        self._sampling_denoisers: dict = {}  # (clip_x0, precision, jit_compile) -> tf.function
         self._compiled = tf.function(
             lambda z, t: tuple(self._ema_denoiser.predict(z, t)), reduce_retracing=True
         )
@@ -83,16 +85,33 @@ class DisDiffusionModel(DiffusionTrainingModel):
         """The EMA network as a compiled denoiser (``predict`` gives x0, eps and the variance weight)."""
         return DenoiserView(self._compiled)
 
-    def sampling_denoiser(self, clip_x0: bool = True) -> DenoiserView:
-        """:attr:`denoiser`, with x0 clipped to [-1, 1] (:class:`ClippedDenoiser`) when ``clip_x0``."""
-        if not clip_x0:
+    def sampling_denoiser(
+        self, clip_x0: bool = True, precision: str = "float32", jit_compile: bool = False
+    ) -> DenoiserView:
+        """:attr:`denoiser`, with x0 clipped to [-1, 1] (:class:`ClippedDenoiser`) when ``clip_x0``.
+
+        ``precision`` "bfloat16" / "float16" computes with a mixed-precision copy of the EMA U-Net
+        (:func:`gsgm.models.precision.mixed_precision_copy`; time features and output layers stay
+        float32, so eps and the variance interpolation come back float32); ``jit_compile`` compiles
+        each network call with XLA. One compiled function per setting, made on first use; a 16-bit
+        copy holds the weights of the moment it was made.
+        """
+        key = (bool(clip_x0), precision, bool(jit_compile))
+        if key == (False, "float32", False):
             return self.denoiser
-        if self._compiled_clipped is None:
-            clipped = ClippedDenoiser(self._ema_denoiser, self.schedule)
-            self._compiled_clipped = tf.function(
-                lambda z, t: tuple(clipped.predict(z, t)), reduce_retracing=True
+        if key not in self._sampling_denoisers:
+            adapter = self._ema_denoiser
+            if precision != "float32":
+                copy = mixed_precision_copy(self.ema_net, precision, unet_keeps_float32)
+                adapter = EpsDenoiser(_time_net(copy, False), self.schedule, learned_variance=True)
+            if clip_x0:
+                adapter = ClippedDenoiser(adapter, self.schedule)
+            self._sampling_denoisers[key] = tf.function(
+                lambda z, t, adapter=adapter: tuple(adapter.predict(z, t)),
+                reduce_retracing=True,
+                jit_compile=bool(jit_compile),
             )
-        return DenoiserView(self._compiled_clipped)
+        return DenoiserView(self._sampling_denoisers[key])
 
     def _gather(self, tensor: tf.Tensor) -> tf.Tensor:
         dist = self.distributed
