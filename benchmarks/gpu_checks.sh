@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU session for issue 17, in one command that fits a 10-minute limit (at most 550 s of
+# One prepared GPU session for issue 17, in one command that fits a 10-minute limit (at most 590 s of
 # steps, each with its own time limit) on one A100/H100-class GPU:
 #
 #   bash benchmarks/gpu_checks.sh [OUT_DIR]          # default OUT_DIR: gpu_checks
@@ -16,19 +16,23 @@
 #   4. a short paper-size training through `gsgm train` (1 epoch on the built-in jets: the tf.data
 #      pipeline and the loop, not only the step);
 #   5. `horovodrun -np 1` of the same training, if Horovod is built (scripts/install_horovod.sh; with
-#      NCCL: HOROVOD_GPU_OPERATIONS=NCCL before building).
-# Each step has its own time limit (seconds: TABLE5_TIMEOUT 220, PRECISION_TIMEOUT 150, TRAIN_TIMEOUT 90
-# for each training) and a failed or timed-out step is recorded (exit status 124) and does not stop the
+#      NCCL: HOROVOD_GPU_OPERATIONS=NCCL before building);
+#   6. the jet-image U-Nets (benchmarks/bench_images.py, paper size): 1-step consistency and 15-level PC
+#      sampling in float32, bfloat16, XLA and both, the paper's Table VI counterpart.
+# Each step has its own time limit (seconds: TABLE5_TIMEOUT 190, PRECISION_TIMEOUT 130, TRAIN_TIMEOUT 90
+# for each training, IMAGES_TIMEOUT 60) and a failed or timed-out step is recorded (exit status 124) and does not stop the
 # others. Needs TensorFlow with CUDA (pip install -e '.[gpu]').
 set -uo pipefail
 
 OUT=${1:-gpu_checks}
 PY=${PYTHON:-python}
-TABLE5_TIMEOUT=${TABLE5_TIMEOUT:-220}
-PRECISION_TIMEOUT=${PRECISION_TIMEOUT:-150}
+TABLE5_TIMEOUT=${TABLE5_TIMEOUT:-190}
+PRECISION_TIMEOUT=${PRECISION_TIMEOUT:-130}
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-90}
+IMAGES_TIMEOUT=${IMAGES_TIMEOUT:-60}
+IMAGE_BATCH=${IMAGE_BATCH:-256}
 # Smaller values make a CPU smoke run of the same script (done on the 2-core VM, 2026-12-02):
-#   BATCH=4 MEASURED_STEPS=2 TRAIN_JETS=20 PRECISION_TIMEOUT=400 bash benchmarks/gpu_checks.sh /tmp/smoke
+#   BATCH=4 MEASURED_STEPS=2 TRAIN_JETS=20 PRECISION_TIMEOUT=400 IMAGE_BATCH=2 bash benchmarks/gpu_checks.sh /tmp/smoke
 BATCH=${BATCH:-10000}
 MEASURED_STEPS=${MEASURED_STEPS:-64}
 TRAIN_JETS=${TRAIN_JETS:-2000}
@@ -63,4 +67,6 @@ if "$PY" -c "import horovod.tensorflow" 2>/dev/null; then
 else
     echo "== horovod: not built (scripts/install_horovod.sh)" | tee -a "$RESULTS"
 fi
+step images "$IMAGES_TIMEOUT" "$PY" benchmarks/bench_images.py --batch "$IMAGE_BATCH" --repeats 2 \
+    --modes consistency-1,score-pc-M0 --variants float32,bfloat16,xla,bfloat16-xla --json "$OUT/images.json"
 echo "results in $RESULTS"
