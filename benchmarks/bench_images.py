@@ -60,11 +60,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="images per sampler call")
     parser.add_argument("--steps", type=int, default=15, help="levels / steps of the multistep modes")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--modes", help=f"comma-separated (default {','.join(MODES)}, the last with --steps steps)"
+    )
     parser.add_argument("--variants", default="float32", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    modes = args.modes.split(",")
+    modes = args.modes.split(",") if args.modes else [*MODES[:3], f"consistency-{args.steps}"]
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -87,41 +89,28 @@ def main() -> None:
     x_score = tf.random.stateless_normal([args.batch, 25, 25, 1], [0, 1]) * noise.sigma_max
 
     def mode_runs(score, consistency):
+        """mode -> (sampler call, network calls per image) for one pair of compiled denoisers."""
+
+        def pc(corrector_steps):
+            return lambda: sample_pc(
+                score,
+                x_score,
+                score_model.schedule,
+                args.steps,
+                corrector_steps=corrector_steps,
+                cond={"label": labels},
+            )
+
+        def cm(steps):
+            return lambda: sample_consistency(
+                consistency, x_score, cm_model.schedule, steps, cond={"label": labels}
+            )
+
         return {
-            "score-pc-M1": (
-                lambda: sample_pc(
-                    score,
-                    x_score,
-                    score_model.schedule,
-                    args.steps,
-                    corrector_steps=1,
-                    cond={"label": labels},
-                ),
-                2 * args.steps,
-            ),
-            "score-pc-M0": (
-                lambda: sample_pc(
-                    score,
-                    x_score,
-                    score_model.schedule,
-                    args.steps,
-                    corrector_steps=0,
-                    cond={"label": labels},
-                ),
-                args.steps,
-            ),
-            "consistency-1": (
-                lambda: sample_consistency(
-                    consistency, x_score, cm_model.schedule, 1, cond={"label": labels}
-                ),
-                1,
-            ),
-            f"consistency-{args.steps}": (
-                lambda: sample_consistency(
-                    consistency, x_score, cm_model.schedule, args.steps, cond={"label": labels}
-                ),
-                args.steps,
-            ),
+            "score-pc-M1": (pc(1), 2 * args.steps),
+            "score-pc-M0": (pc(0), args.steps),
+            "consistency-1": (cm(1), 1),
+            f"consistency-{args.steps}": (cm(args.steps), args.steps),
         }
 
     runs = {}
