@@ -66,7 +66,7 @@ test: install install-distributed
 	# The import direction of the layers (contracts in setup.cfg [importlinter]).
 	$(VENV)/bin/lint-imports
 	# --dist loadgroup: the horovodrun tests (xdist_group "horovod") run one at a time on one worker.
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 lint: install
 	$(VENV)/bin/ruff check gsgm scripts tests benchmarks plots
