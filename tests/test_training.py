@@ -154,7 +154,7 @@ def test_a_short_training_learns_each_class_multiplicity_mean_and_width(tmp_path
 
     Gluon and W jets of the shipped sample differ in multiplicity (mean 90 vs 47, spread 28 vs 14), so
     a model that ignored the class, or a multiplicity mis-standardised per class, fails at once. The
-    spread of a short training is somewhat narrow (measured 12 % for g and 14 % for W at 32 DDIM steps;
+    spread of a short training is somewhat narrow (measured 10 % for g and 14 % for W at 32 DDIM steps;
     fewer steps narrow it further), hence the wider tolerance on it.
     """
     cfg = tiny_config(epochs=6, classes=("g", "w"))
