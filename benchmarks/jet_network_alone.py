@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, help="ResNet blocks (default: the run's)")
     parser.add_argument("--width", type=int, help="layer width (default: the run's)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the run's)")
+    parser.add_argument(
+        "--fourier-scale", type=float, help="Fourier scale of the time embedding (default: the run's)"
+    )
     parser.add_argument("--steps", default="64,256", help="comma-separated DDIM step counts")
     parser.add_argument("--jets", type=int, default=3000, help="generated and held-out jets per class")
     parser.add_argument("--seed", type=int, default=0)
@@ -54,6 +57,7 @@ def main() -> None:
     cfg.jet_net.num_blocks = args.blocks or cfg.jet_net.num_blocks
     cfg.jet_net.width = args.width or cfg.jet_net.width
     cfg.training.epochs = args.epochs or cfg.training.epochs
+    cfg.embedding.fourier_scale = args.fourier_scale or cfg.embedding.fourier_scale
     preprocessor = JetPreprocessor.load(os.path.join(args.run, "preprocessing.json"))
     batch = cfg.training.batch_size
 
@@ -78,7 +82,8 @@ def main() -> None:
     schedule = VPCosineSchedule()
     decay = cfg.training.ema_decay
     print(f"jet network {cfg.jet_net.num_blocks} x {cfg.jet_net.width}: {network.count_params():,} "
-          f"parameters, {cfg.training.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
+          f"parameters, Fourier scale {cfg.embedding.fourier_scale:g}, "
+          f"{cfg.training.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
 
     @tf.function
     def train_step(x, onehot, seed):
