@@ -35,6 +35,12 @@ def main() -> None:
     parser.add_argument(
         "--fourier-scale", type=float, help="Fourier scale of the time embedding (default: the run's)"
     )
+    parser.add_argument(
+        "--time-power",
+        type=float,
+        default=1.0,
+        help="train on t = u**POWER, u uniform (1: the schedule's U(0, 1); > 1 favours low noise)",
+    )
     parser.add_argument("--steps", default="64,256", help="comma-separated DDIM step counts")
     parser.add_argument("--jets", type=int, default=3000, help="generated and held-out jets per class")
     parser.add_argument("--seed", type=int, default=0)
@@ -82,13 +88,13 @@ def main() -> None:
     schedule = VPCosineSchedule()
     decay = cfg.training.ema_decay
     print(f"jet network {cfg.jet_net.num_blocks} x {cfg.jet_net.width}: {network.count_params():,} "
-          f"parameters, Fourier scale {cfg.embedding.fourier_scale:g}, "
+          f"parameters, Fourier scale {cfg.embedding.fourier_scale:g}, t = u^{args.time_power:g}, "
           f"{cfg.training.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
 
     @tf.function
     def train_step(x, onehot, seed):
         time_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        t = schedule.training_times(tf.shape(x)[:1], time_seed)
+        t = schedule.training_times(tf.shape(x)[:1], time_seed) ** args.time_power
         z, v = diffuse_with_v_target(x, t, tf.random.stateless_normal(tf.shape(x), seed=noise_seed), schedule)
         with tf.GradientTape() as tape:
             loss = masked_mse(v, network({"z": z, "t": t, "class_onehot": onehot}, training=True))
