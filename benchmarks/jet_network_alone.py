@@ -3,10 +3,11 @@
 
 The jet network's loss does not depend on the particle network (FPCD trains the sum of two separate
 losses), so its size and training can be varied here at a few percent of the full training's cost:
-same preprocessing (the run's ``preprocessing.json``), same training jets (jetnet's train split minus
-the 20 % the training keeps for validation), the run's optimizer and cosine decay, EMA weights for
-sampling. For every class and DDIM step count it prints the W1 distance of jet pT [GeV], eta, mass
-[GeV] and multiplicity between generated jets and held-out ones (jetnet's valid + test split).
+same preprocessing (the run's ``preprocessing.json``), the same training jets (the run's own split of
+jetnet's train split into training and validation, ``load_training_data``), the run's optimizer and
+cosine decay, EMA weights for sampling. For every class and DDIM step count it prints the W1 distance
+of jet pT [GeV], eta, mass [GeV] and multiplicity between generated jets and held-out ones (jetnet's
+valid + test split).
 
     python benchmarks/jet_network_alone.py --run runs/reference-long/run-30 \\
         --data runs/reference-long/data --blocks 5 --width 512 --epochs 48
@@ -56,6 +57,7 @@ def main() -> None:
     from gsgm.data.preprocessing import JET_CLASSES, JetPreprocessor
     from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse_with_v_target, masked_mse
     from gsgm.diffusion.ddim import ddim_sample
+    from gsgm.families.fpcd import load_training_data
     from gsgm.models.jet_resnet import build_jet_net
     from gsgm.training.optim import make_optimizer
 
@@ -67,18 +69,15 @@ def main() -> None:
     preprocessor = JetPreprocessor.load(os.path.join(args.run, "preprocessing.json"))
     batch = cfg.training.batch_size
 
-    train_jets, train_labels, held_out = [], [], {}
+    # The run's own training jets: its split into training and validation, its normalisation.
+    training = load_training_data(cfg, args.data, preprocessor=preprocessor)
+    _, x_all, _, train_labels = training.train_arrays
+    onehot_all = np.eye(len(JET_CLASSES), dtype=np.float32)[train_labels]
+    held_out = {}
     for jet_class in cfg.data.classes:
-        label = JET_CLASSES.index(jet_class)
         _, jets = read_jetnet_file(os.path.join(args.data, f"{jet_class}.hdf5"))
-        train = jets[jetnet_split_indices(len(jets), "train")]
-        train = train[: int(len(train) * (1 - cfg.training.valid_fraction))]
-        train_jets.append((train - preprocessor.jet_mean[label]) / preprocessor.jet_std[label])
-        train_labels.append(np.full(len(train), label))
         held = np.concatenate([jetnet_split_indices(len(jets), s) for s in ("valid", "test")])
         held_out[jet_class] = jets[held][: args.jets]
-    x_all = np.concatenate(train_jets).astype(np.float32)
-    onehot_all = np.eye(len(JET_CLASSES), dtype=np.float32)[np.concatenate(train_labels)]
     steps_per_epoch = len(x_all) // batch
 
     network = build_jet_net(cfg.jet_net, len(JET_CLASSES), embedding=cfg.embedding, seed=args.seed)

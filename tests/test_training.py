@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from gsgm.config import ConfigError, load_config
 from gsgm.data.jetnet_format import read_jetnet_file, write_jetnet_file
+from gsgm.data.loading import builtin_data_dir
 from gsgm.families.fpcd import build_model, load_trained_model, train
 from gsgm.generation.jets import generate_jets
 from gsgm.training import loop as trainer_module
@@ -168,7 +169,7 @@ def test_a_short_training_learns_each_class_multiplicity_mean_and_width(tmp_path
     )
     means = {}
     for jet_class in ("g", "w"):
-        truth = read_jetnet_file(REPO / "gsgm" / "data" / "builtin" / f"{jet_class}150.hdf5")[1][:, 3]
+        truth = read_jetnet_file(builtin_data_dir() / f"{jet_class}150.hdf5")[1][:, 3]
         sampled = generated[jet_class][1][:, 3]
         means[jet_class] = sampled.mean()
         assert sampled.mean() == pytest.approx(truth.mean(), rel=0.05), jet_class
