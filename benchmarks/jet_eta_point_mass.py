@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Diagnostic of the jet eta gap (issue 15, BENCHMARKS "The jet eta gap found"): train FPCD's jet network
 alone on a subset of a run's standardised jet features (0 pT, 1 eta, 2 mass, 3 N), optionally beside a
-synthetic extra dimension (--extra const|spike|t3|box|shuffN) or with the Gaussianising quantile
+synthetic extra dimension (--extra gauss|const|spike|t3|box|shuffN) or with the Gaussianising quantile
 preprocessing (--gauss: N - U(0, 1), then per class empirical CDF -> inverse normal CDF), and print the
 plain W1 and kurtosis of each feature of 3,000 generated jets (64 DDIM steps) against held-out jets.
 A quick experimental script kept so that the BENCHMARKS rows can be rerun; it trains on jetnet's whole
@@ -27,23 +27,24 @@ p.add_argument("--epochs", type=int, default=48)
 p.add_argument("--jitter", type=float, default=0.0, help="uniform dequantisation of N, in particles")
 p.add_argument("--lr", type=float, default=None)
 p.add_argument("--ema", type=float, default=None)
-p.add_argument("--extra-gauss", type=int, default=0)
 p.add_argument("--opt", default=None)
 p.add_argument("--clip", type=float, default=-1)
-p.add_argument("--extra", default="")
+p.add_argument("--extra", default="", help="extra dimensions: gauss,const,spike,t3,box,shuffN")
 p.add_argument("--gauss", action="store_true")
 p.add_argument("--blocks", type=int)
 p.add_argument("--width", type=int)
 args = p.parse_args()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from jet_alone_training import ema_denoiser, held_out_jets, make_train_step  # noqa: E402
+from scipy.special import ndtr, ndtri  # noqa: E402
 from scipy.stats import kurtosis, wasserstein_distance  # noqa: E402
 
 from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import read_jetnet_file  # noqa: E402
 from gsgm.data.loading import jetnet_split_indices  # noqa: E402
 from gsgm.data.preprocessing import JET_CLASSES, JetPreprocessor  # noqa: E402
-from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse_with_v_target, masked_mse  # noqa: E402
+from gsgm.diffusion import VPCosineSchedule  # noqa: E402
 from gsgm.diffusion.ddim import ddim_sample  # noqa: E402
 from gsgm.models.jet_resnet import build_jet_net  # noqa: E402
 from gsgm.training.optim import make_optimizer  # noqa: E402
@@ -67,7 +68,7 @@ xs, labs, held = [], [], {}
 for c in classes:
     _, jets = read_jetnet_file(os.path.join(data, f"{c}.hdf5"))
     tr = jets[jetnet_split_indices(len(jets), "train")]
-    held[c] = jets[np.concatenate([jetnet_split_indices(len(jets), s) for s in ("valid", "test")])][:3000]
+    held[c] = held_out_jets(data, c, 3000)
     lab = JET_CLASSES.index(c)
     xs.append(tr)
     labs.append(np.full(len(tr), lab))
@@ -76,8 +77,6 @@ labels = np.concatenate(labs)
 rng = np.random.default_rng(0)
 if args.jitter:
     raw[:, 3] = raw[:, 3] - args.jitter * rng.uniform(0, 1, len(raw))
-from scipy.special import ndtr, ndtri  # noqa: E402
-
 KN = np.linspace(0, 1, 2001)
 qmaps = {}
 if args.gauss:
@@ -105,17 +104,27 @@ norm = ((raw - pre.jet_mean[labels]) / pre.jet_std[labels]).astype(np.float32)
 if args.gauss:
     norm = normq.astype(np.float32)
 x_all = norm[:, feats]
-if args.extra_gauss:
-    x_all = np.concatenate([x_all, rng.normal(size=(len(x_all), args.extra_gauss)).astype(np.float32)], 1)
+
+
+def extra_dimension(kind: str, n: int) -> np.ndarray:
+    """[n] synthetic values of one extra target dimension (unit-scale, independent of the jets)."""
+    if kind == "gauss":
+        return rng.normal(size=n)
+    if kind == "const":  # like the standardised N of top jets
+        return np.zeros(n)
+    if kind == "spike":  # like the standardised N of light quarks
+        return np.where(rng.uniform(size=n) < 0.9, 0.24, rng.normal(-3, 4, n))
+    if kind == "t3":
+        return rng.standard_t(3, n) / np.sqrt(3)
+    if kind == "box":
+        return (rng.uniform(size=n) - 0.5) * np.sqrt(12)
+    if kind == "shuffN":
+        return norm[rng.permutation(n), 3]
+    raise ValueError(f"--extra: unknown dimension {kind!r}")
+
+
 for kind in filter(None, args.extra.split(",")):
-    n_ = len(x_all)
-    col = {
-        "const": np.zeros(n_),
-        "spike": np.where(rng.uniform(size=n_) < 0.9, 0.24, rng.normal(-3, 4, n_)),
-        "t3": rng.standard_t(3, n_) / np.sqrt(3),
-        "box": (rng.uniform(size=n_) - 0.5) * np.sqrt(12),
-        "shuffN": norm[rng.permutation(n_), 3],
-    }[kind]
+    col = extra_dimension(kind, len(x_all))
     x_all = np.concatenate([x_all, col[:, None].astype(np.float32)], 1)
 onehot_all = np.eye(5, dtype=np.float32)[labels]
 batch = cfg.training.batch_size
@@ -128,20 +137,7 @@ sch = VPCosineSchedule()
 decay = cfg.training.ema_decay
 
 
-@tf.function
-def step(x, oh, seed):
-    s1, s2 = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    t = sch.training_times(tf.shape(x)[:1], s1)
-    z, v = diffuse_with_v_target(x, t, tf.random.stateless_normal(tf.shape(x), seed=s2), sch)
-    with tf.GradientTape() as tape:
-        loss = masked_mse(v, net({"z": z, "t": t, "class_onehot": oh}, training=True))
-    g = tape.gradient(loss, net.trainable_variables)
-    opt.apply_gradients(zip(g, net.trainable_variables, strict=False))
-    for a, r in zip(ema.weights, net.weights, strict=False):
-        a.assign(decay * a + (1 - decay) * r)
-    return loss
-
-
+step = make_train_step(net, ema, opt, sch, decay)
 t0 = time.perf_counter()
 for ep in range(args.epochs):
     order = rng.permutation(len(x_all))
@@ -151,9 +147,7 @@ for ep in range(args.epochs):
         tot += float(step(x_all[i], onehot_all[i], tf.constant([ep, k], tf.int64)))
     if ep % 8 == 7 or ep == args.epochs - 1:
         print(f"epoch {ep + 1} loss {tot / spe:.4f} {time.perf_counter() - t0:.0f}s", flush=True)
-den = VDenoiser(
-    lambda z, t, *, class_onehot: ema({"z": z, "t": t, "class_onehot": class_onehot}, training=False), sch
-)
+den = ema_denoiser(ema, sch)
 for c in classes:
     lab = JET_CLASSES.index(c)
     n = 3000

@@ -49,13 +49,12 @@ def main() -> None:
 
     import keras
     import tensorflow as tf
+    from jet_alone_training import ema_denoiser, held_out_jets, make_train_step
     from scipy.stats import wasserstein_distance
 
     from gsgm.config import load_config
-    from gsgm.data.jetnet_format import read_jetnet_file
-    from gsgm.data.loading import jetnet_split_indices
     from gsgm.data.preprocessing import JET_CLASSES, JetPreprocessor
-    from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse_with_v_target, masked_mse
+    from gsgm.diffusion import VPCosineSchedule
     from gsgm.diffusion.ddim import ddim_sample
     from gsgm.families.fpcd import load_training_data
     from gsgm.models.jet_resnet import build_jet_net
@@ -73,11 +72,7 @@ def main() -> None:
     training = load_training_data(cfg, args.data, preprocessor=preprocessor)
     _, x_all, _, train_labels = training.train_arrays
     onehot_all = np.eye(len(JET_CLASSES), dtype=np.float32)[train_labels]
-    held_out = {}
-    for jet_class in cfg.data.classes:
-        _, jets = read_jetnet_file(os.path.join(args.data, f"{jet_class}.hdf5"))
-        held = np.concatenate([jetnet_split_indices(len(jets), s) for s in ("valid", "test")])
-        held_out[jet_class] = jets[held][: args.jets]
+    held_out = {jet_class: held_out_jets(args.data, jet_class, args.jets) for jet_class in cfg.data.classes}
     steps_per_epoch = len(x_all) // batch
 
     network = build_jet_net(cfg.jet_net, len(JET_CLASSES), embedding=cfg.embedding, seed=args.seed)
@@ -90,18 +85,7 @@ def main() -> None:
           f"parameters, Fourier scale {cfg.embedding.fourier_scale:g}, t = u^{args.time_power:g}, "
           f"{cfg.training.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
 
-    @tf.function
-    def train_step(x, onehot, seed):
-        time_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        t = schedule.training_times(tf.shape(x)[:1], time_seed) ** args.time_power
-        z, v = diffuse_with_v_target(x, t, tf.random.stateless_normal(tf.shape(x), seed=noise_seed), schedule)
-        with tf.GradientTape() as tape:
-            loss = masked_mse(v, network({"z": z, "t": t, "class_onehot": onehot}, training=True))
-        gradients = tape.gradient(loss, network.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
-        for averaged, raw in zip(ema.weights, network.weights, strict=True):
-            averaged.assign(decay * averaged + (1 - decay) * raw)
-        return loss
+    train_step = make_train_step(network, ema, optimizer, schedule, decay, args.time_power)
 
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
@@ -114,10 +98,7 @@ def main() -> None:
         print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}, "
               f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
 
-    def ema_velocity(z, t, *, class_onehot):
-        return ema({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
-
-    denoiser = VDenoiser(ema_velocity, schedule)
+    denoiser = ema_denoiser(ema, schedule)
     n = args.jets
     for num_steps in (int(s) for s in args.steps.split(",")):
         for number, jet_class in enumerate(cfg.data.classes):

@@ -1,0 +1,56 @@
+"""Shared pieces of the two jet-network-alone diagnostics (jet_network_alone.py, jet_eta_point_mass.py).
+
+Both train FPCD's jet network by itself (its loss does not involve the particle network) with the
+v-prediction loss, an EMA copy for sampling, and compare generated jets with jetnet's held-out split.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from gsgm.data.jetnet_format import read_jetnet_file
+from gsgm.data.loading import jetnet_split_indices
+from gsgm.diffusion import VDenoiser, diffuse_with_v_target, masked_mse
+
+
+def held_out_jets(data_dir: str, jet_class: str, num_jets: int) -> np.ndarray:
+    """[num_jets, 4] raw jet features (pT [GeV], eta, mass [GeV], N) of jetnet's valid + test split."""
+    _, jets = read_jetnet_file(os.path.join(data_dir, f"{jet_class}.hdf5"))
+    held = np.concatenate([jetnet_split_indices(len(jets), split) for split in ("valid", "test")])
+    return jets[held][:num_jets]
+
+
+def make_train_step(network, ema, optimizer, schedule, ema_decay: float, time_power: float = 1.0):
+    """A compiled ``step(x [B, F], class_onehot [B, C], seed [2] int64) -> loss`` of the v-loss.
+
+    Trains on ``t = u ** time_power`` (u the schedule's training times) and updates ``ema`` with
+    ``ema_decay`` after every optimizer step.
+    """
+
+    @tf.function
+    def train_step(x, class_onehot, seed):
+        time_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        t = schedule.training_times(tf.shape(x)[:1], time_seed) ** time_power
+        noise = tf.random.stateless_normal(tf.shape(x), seed=noise_seed)
+        z, v = diffuse_with_v_target(x, t, noise, schedule)
+        with tf.GradientTape() as tape:
+            loss = masked_mse(v, network({"z": z, "t": t, "class_onehot": class_onehot}, training=True))
+        gradients = tape.gradient(loss, network.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
+        for averaged, raw in zip(ema.weights, network.weights, strict=True):
+            averaged.assign(ema_decay * averaged + (1 - ema_decay) * raw)
+        return loss
+
+    return train_step
+
+
+def ema_denoiser(ema, schedule) -> VDenoiser:
+    """The EMA network as a denoiser for ``ddim_sample`` (condition: ``class_onehot``)."""
+
+    def velocity(z, t, *, class_onehot):
+        return ema({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
+
+    return VDenoiser(velocity, schedule)
