@@ -106,8 +106,7 @@ def main() -> None:
             onehot = tf.constant(np.eye(len(JET_CLASSES), dtype=np.float32)[np.full(n, label)])
             noise = tf.random.stateless_normal([n, 4], seed=[args.seed + 7, number])
             normalised = ddim_sample(denoiser, noise, schedule, num_steps, cond={"class_onehot": onehot})
-            jets = normalised.numpy() * preprocessor.jet_std[label] + preprocessor.jet_mean[label]
-            jets[:, 3] = np.clip(np.rint(jets[:, 3]), 1, cfg.data.num_particles)
+            jets = preprocessor.inverse_jets(normalised.numpy(), np.full(n, label))
             truth = held_out[jet_class]
             w1 = [wasserstein_distance(jets[:, k], truth[:, k]) for k in range(4)]
             print(f"{num_steps} steps, {jet_class}: W1 jet pT {w1[0]:.2f} GeV, eta {w1[1]:.4f}, "

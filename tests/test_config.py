@@ -93,6 +93,7 @@ BAD = [
     (("embedding", "time_dims"), [32, "64"], "embedding.time_dims[1]"),
     (("embedding", "time_dims"), 32, "embedding.time_dims"),
     (("data", "recenter"), 1, "data.recenter"),
+    (("data", "jet_transform"), "gaussian", "data.jet_transform"),
     (("training", "grad_clip_norm"), "none", "training.grad_clip_norm"),
     (("particle_net",), [], "particle_net"),
     (("jet_net", "width"), -64, "jet_net.width"),  # invalid values
@@ -124,6 +125,14 @@ def test_invalid_config_names_key_and_file(tmp_path, keys, value, key):
 def test_unmodified_base_is_valid():
     # Guards the parametrised failures above: they must fail because of the mutation, not the base.
     config_from_dict(_base())
+
+
+def test_a_config_from_before_jet_transform_loads_with_the_quantile_transform():
+    # Old runs' config.json files lack the key; their preprocessing.json says how they normalised.
+    assert (
+        config_from_dict(_mutate(_base(), ("data", "jet_transform"), DELETE)).data.jet_transform == "quantile"
+    )
+    assert config_from_dict(_base()).data.jet_transform == _base()["data"]["jet_transform"]
 
 
 def test_null_grad_clip_norm_is_allowed():

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import make_synthetic_jets
+from scipy import stats
 
 from gsgm.data.jetnet_format import JET_CLASSES, JetSample, validate_arrays
 from gsgm.data.preprocessing import (
@@ -135,7 +136,7 @@ def test_masked_particles_exactly_zero(real_jets):
 
 
 def test_standardised_features_have_mean_0_std_1_per_class(real_jets):
-    pre = JetPreprocessor.fit(real_jets)
+    pre = JetPreprocessor.fit(real_jets, jet_transform="standard")
     particles_norm, jets_norm, mask = pre.transform(real_jets)
     checked = 0
     for index in np.unique(real_jets.labels):
@@ -149,6 +150,61 @@ def test_standardised_features_have_mean_0_std_1_per_class(real_jets):
             np.testing.assert_allclose(values.std(0), expected, rtol=1e-4)
             checked += 1
     assert checked == 2 * len(JET_CLASSES)
+
+
+def test_quantile_jet_features_are_standard_normal_per_class(real_jets30):
+    """Every jet feature of every class, the saturated 30-particle multiplicity too, becomes N(0, 1)."""
+    pre = JetPreprocessor.fit(real_jets30)
+    assert pre.jet_transform == "quantile"
+    _, jets_norm, _ = pre.transform(real_jets30, seed=3)
+    for index in np.unique(real_jets30.labels):
+        scores = jets_norm[real_jets30.labels == index].astype(np.float64)
+        for feature in range(4):
+            ks = stats.kstest(scores[:, feature], "norm").statistic
+            # The fit jets themselves: the scores are normal quantiles. The multiplicity's
+            # dequantisation is drawn anew (seed 3, not the fit's 0): a sampling distance, ~1/sqrt(n).
+            assert ks < (0.05 if feature == 3 else 0.005), (JET_CLASSES[index], feature, ks)
+    standardised = JetPreprocessor.fit(real_jets30, jet_transform="standard").transform(real_jets30)[1]
+    top = real_jets30.labels == JET_CLASSES.index("t")
+    # Standardised, the top multiplicity (every jet fills the 30 slots) is a point mass.
+    assert stats.kstest(standardised[top, 3], "norm").statistic > 0.3
+
+
+def test_quantile_transform_is_exact_for_the_multiplicity_and_clamps_outside_the_fit_range():
+    sample = make_synthetic_jets(500, 30, seed=11)
+    pre = JetPreprocessor.fit(sample, recenter=False)
+    for seed in (0, 1):
+        particles_norm, jets_norm, _ = pre.transform(sample, seed=seed)
+        _, jets = pre.inverse(particles_norm, jets_norm, sample.labels)
+        np.testing.assert_array_equal(jets[:, 3], sample.jets[:, 3])
+        np.testing.assert_array_equal(
+            pre.multiplicity_mask(jets_norm, sample.labels), sample.particles[..., 3]
+        )
+        np.testing.assert_array_equal(pre.inverse_jets(jets_norm, sample.labels), jets)
+    # The dequantisation is seeded: the same seed gives the same scores, another seed others.
+    np.testing.assert_array_equal(pre.transform(sample, seed=1)[1], jets_norm)
+    assert not np.array_equal(pre.transform(sample, seed=2)[1][:, 3], jets_norm[:, 3])
+    np.testing.assert_array_equal(pre.transform(sample, seed=2)[1][:, :3], jets_norm[:, :3])
+    # Scores far beyond the fit range map onto the fit jets' extremes, never beyond.
+    labels = sample.labels[:2]
+    extreme = np.array([[40.0] * 4, [-40.0] * 4], np.float32)
+    _, jets = pre.inverse(np.zeros((2, 30, 3), np.float32), extreme, labels)
+    for row, reduce in ((0, np.max), (1, np.min)):
+        in_class = sample.jets[sample.labels == labels[row]].astype(np.float64)
+        np.testing.assert_allclose(jets[row], reduce(in_class, axis=0), rtol=1e-6)
+
+
+def test_quantile_transform_of_a_constant_feature_is_zero():
+    """A feature every fit jet shares (ties in the quantiles) maps to the middle level, score 0."""
+    sample = make_synthetic_jets(50, 30, seed=12)
+    jets = sample.jets.copy()
+    jets[:, 1] = 0.25
+    sample = JetSample(sample.particles, jets, np.zeros(50, np.int64))
+    pre = JetPreprocessor.fit(sample, recenter=False)
+    particles_norm, jets_norm, _ = pre.transform(sample)
+    np.testing.assert_array_equal(jets_norm[:, 1], 0.0)
+    _, back = pre.inverse(particles_norm, jets_norm, sample.labels)
+    np.testing.assert_allclose(back[:, 1], 0.25, rtol=1e-7)
 
 
 def test_inverse_of_model_like_output_is_valid_jetnet():
@@ -268,6 +324,11 @@ def test_load_missing_key_names_file_and_key(tmp_path, key):
         ("jet_mean", lambda v: [None] + v[1:]),  # null only in one of the four arrays
         ("num_particles", lambda v: "30"),
         ("classes", lambda v: v[::-1]),
+        ("jet_transform", lambda v: "gaussian"),
+        ("jet_quantiles", lambda v: [[q[::-1] for q in v[0]]] + v[1:]),  # decreasing quantiles
+        ("jet_quantiles", lambda v: [v[0][:3]] + v[1:]),  # three jet features
+        ("jet_quantiles", lambda v: None),  # "quantile" without its quantiles
+        ("jet_quantiles", lambda v: [None] + v[1:]),  # a fitted class without quantiles
     ],
 )
 def test_load_corrupted_value_names_the_key(tmp_path, key, corrupt):
@@ -358,3 +419,18 @@ def test_max_delta_r_round_trips_and_old_files_load(tmp_path):
     bad = {**pre.to_dict(), "max_delta_r": [0.8, -1.0, 0.8, 0.8, 0.8]}
     with pytest.raises(PreprocessingFileError, match="max_delta_r"):
         JetPreprocessor.from_dict(bad)
+
+
+def test_files_from_before_the_quantile_transform_load_as_standardisation(tmp_path):
+    sample = make_synthetic_jets(200, 30, seed=4)
+    standard = JetPreprocessor.fit(sample, jet_transform="standard")
+    old = standard.to_dict()
+    assert old.pop("jet_transform") == "standard" and old.pop("jet_quantiles") is None
+    loaded = JetPreprocessor.from_dict(old)
+    assert loaded.jet_transform == "standard"
+    for a, b in zip(standard.transform(sample), loaded.transform(sample), strict=True):
+        np.testing.assert_array_equal(a, b)
+    quantile = JetPreprocessor.fit(sample).to_dict()
+    del quantile["fit_counts"]  # the CDF levels need the fit counts
+    with pytest.raises(PreprocessingFileError, match="'fit_counts'.*required"):
+        JetPreprocessor.from_dict(quantile)

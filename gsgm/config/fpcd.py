@@ -4,7 +4,8 @@ A config file is a JSON object with the family key and exactly the sections of :
 
     {
       "family": "fpcd", "name": "...", "description": "...",
-      "data":         {"num_particles": 30, "classes": ["g", "q", "t", "w", "z"], "recenter": true},
+      "data":         {"num_particles": 30, "classes": ["g", "q", "t", "w", "z"], "recenter": true,
+                       "jet_transform": "quantile"},
       "embedding":    {"fourier_features": 32, "fourier_scale": 16.0, "time_dims": [32, 64], "cond_dim": 64},
       "jet_net":      {"num_blocks": 5, "width": 512, "leaky_slope": 0.01, "dropout": 0.1},
       "particle_net": {"embed_dim": 64, "num_transformer_blocks": 8, "num_heads": 2, "ffn_dim": 128,
@@ -78,11 +79,21 @@ class DataConfig(Section):
         ``len(JET_CLASSES)`` wide so that models trained on subsets stay interchangeable.
     recenter: shift each jet's particles so that the pT-weighted (eta_rel, phi_rel) centroid is at 0
         (the released code does this before standardising).
+    jet_transform: how the jet network's target (pt, eta, mass, multiplicity) is normalised per class:
+        "quantile" (default) maps each feature through its empirical CDF onto a standard normal, the
+        multiplicity dequantised first; "standard" standardises them as the released code does, which
+        leaves the saturated multiplicity a point mass that keeps the jet network from learning the
+        non-Gaussian jet eta (BENCHMARKS.md, "The jet eta gap found").
     """
+
+    # A run's config.json written before jet_transform existed still loads; its preprocessing.json,
+    # not this default, says how that run's jets were normalised.
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_transform",)
 
     num_particles: int = 30
     classes: list[str] = Field(default_factory=lambda: list(JET_CLASSES))
     recenter: bool = True
+    jet_transform: Literal["quantile", "standard"] = "quantile"
 
     def check(self) -> None:
         check_particles_and_classes(self)

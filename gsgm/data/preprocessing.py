@@ -9,9 +9,20 @@ The chain follows FPCD (Mikuni, Nachman, Pettee; ``scripts/utils.py`` of the ori
    ``JetSample(recenter_particles(truth.particles), truth.jets, truth.labels)``.
 2. ``pt_rel -> log(1 - pt_rel)``, which maps the steeply falling pt_rel in [0, 1) onto (-inf, 0]
    and makes its distribution much closer to a Gaussian.
-3. Per-class standardisation (mean 0, standard deviation 1 on the fit data) of the jet features
-   (pt, eta, mass, num_particles) and of the real (mask = 1) particles' (eta_rel, phi_rel,
-   log(1 - pt_rel)); padded slots are set to exactly 0 and do not enter the statistics.
+3. Per-class standardisation (mean 0, standard deviation 1 on the fit data) of the real (mask = 1)
+   particles' (eta_rel, phi_rel, log(1 - pt_rel)); padded slots are set to exactly 0 and do not enter
+   the statistics.
+4. The jet features (pt, eta, mass, num_particles), per class, either standardised as the particles
+   (``jet_transform="standard"``, FPCD's choice) or, by default (``"quantile"``), Gaussianised: the
+   integer multiplicity is dequantised (n -> n - u, u ~ U[0, 1) from a seeded generator) and every
+   feature is mapped through its empirical CDF on the fit jets and then the inverse normal CDF, so each
+   is a standard normal whatever its shape. The jet network cannot learn a feature with a point mass
+   beside the others: standardised, the multiplicity of 30-particle jets is nearly a constant (every
+   top jet fills the 30 slots) and pt has a few-GeV core at 1 TeV, and with such a direction in its
+   target the network falls back to a Gaussian in every other direction, e.g. the platykurtic jet
+   eta (BENCHMARKS.md, "The jet eta gap found"). The inverse is exact on the fit range (its ends map
+   to the finite Hazen levels 1/(2n) and 1 - 1/(2n)); generated values beyond it are clamped to the
+   fit jets' smallest and largest value, and the multiplicity is ceil(n - u) = n.
 
 Statistics are indexed by the position of the class in ``JET_CLASSES`` (arrays [5, 4] and [5, 3]).
 A class that was absent from the fit data has no statistics: transforming or inverting jets of that
@@ -35,11 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from gsgm.data.jetnet_format import JET_CLASSES, JET_FEATURES, JetSample
 from gsgm.data.preprocessing_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    JET_TRANSFORMS,
     NORM_PARTICLE_FEATURES,
     PreprocessingFileError,
     parse_preprocessing_file,
@@ -61,6 +74,9 @@ STD_FLOOR = 1e-8
 # class is saturated (30-particle files). Dividing by such a spread turns the rare unsaturated jet into
 # a 20-sigma outlier that dominates the jet loss, so its scale is at least one particle.
 MULTIPLICITY_STD_FLOOR = 1.0
+# Quantiles per class and jet feature of the Gaussianising jet transform: 2,001 (every 0.05 %) is what
+# was measured (BENCHMARKS.md); a class with fewer fit jets keeps them all (its exact empirical CDF).
+JET_QUANTILES = 2001
 # Rounds of (confine to the cone, recentre) in ``inverse``; each shrinks the residual overshoot ~10x.
 CONFINE_ITERATIONS = 6
 
@@ -187,13 +203,21 @@ class JetPreprocessor:
             particles; NaN rows for absent classes.
         max_delta_r: [5] float64, the largest distance sqrt(eta_rel^2 + phi_rel^2) of a real fit
             particle from its (recentred) jet axis; ``inverse`` confines generated particles to it.
+        jet_transform: "quantile" (Gaussianised jet features, the default) or "standard" (FPCD's
+            standardisation with jet_mean/jet_std); see the module docstring.
+        jet_quantiles: [5] list, per class None or a [4, Q] float64 array of non-decreasing quantiles
+            of (pt, eta, mass, dequantised num_particles) of its fit jets; used if "quantile".
     """
 
-    def __init__(self, num_particles: int, recenter: bool = True):
+    def __init__(self, num_particles: int, recenter: bool = True, jet_transform: str = "quantile"):
         if int(num_particles) < 1:
             raise ValueError(f"num_particles must be >= 1, got {num_particles}")
+        if jet_transform not in JET_TRANSFORMS:
+            raise ValueError(f"jet_transform must be one of {list(JET_TRANSFORMS)}, got {jet_transform!r}")
         self.num_particles = int(num_particles)
         self.recenter = bool(recenter)
+        self.jet_transform = jet_transform
+        self.jet_quantiles: list[np.ndarray | None] = [None] * NUM_CLASSES
         self.jet_mean = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
         self.jet_std = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
         self.particle_mean = np.full((NUM_CLASSES, NUM_PARTICLE_FEATURES), np.nan)
@@ -206,7 +230,7 @@ class JetPreprocessor:
     def __repr__(self) -> str:
         return (
             f"JetPreprocessor(num_particles={self.num_particles}, recenter={self.recenter}, "
-            f"fitted_classes={self.fitted_classes})"
+            f"jet_transform={self.jet_transform!r}, fitted_classes={self.fitted_classes})"
         )
 
     # ---------------------------------------------------------------------------------------- fitting
@@ -217,6 +241,8 @@ class JetPreprocessor:
         return tuple(c for i, c in enumerate(JET_CLASSES) if self._is_fitted(i))
 
     def _is_fitted(self, index: int) -> bool:
+        if self.jet_transform == "quantile" and self.jet_quantiles[index] is None:
+            return False
         return bool(
             np.all(np.isfinite(self.jet_mean[index]))
             and np.all(np.isfinite(self.jet_std[index]))
@@ -234,15 +260,20 @@ class JetPreprocessor:
             )
 
     @classmethod
-    def fit(cls, sample: JetSample, recenter: bool = True) -> JetPreprocessor:
+    def fit(
+        cls, sample: JetSample, recenter: bool = True, jet_transform: str = "quantile", seed: int = 0
+    ) -> JetPreprocessor:
         """Compute per-class statistics on ``sample`` (normally the training split only).
 
         Jet statistics are over the class's jets; particle statistics over its real (mask = 1)
         particles after recentring (if ``recenter``) and the log(1 - pt_rel) transform. Population
         standard deviations; a spread below STD_FLOOR is replaced by 1 (the feature is only shifted).
+        With ``jet_transform="quantile"`` also min(JET_QUANTILES, n) quantiles per class of each jet
+        feature, the multiplicity dequantised with a generator seeded by ``seed``.
         """
-        pre = cls(sample.num_particles, recenter=recenter)
+        pre = cls(sample.num_particles, recenter=recenter, jet_transform=jet_transform)
         feats, jets, mask, labels = pre._features64(sample)
+        dequantised = _dequantise(jets, seed)
         for index in range(NUM_CLASSES):
             in_class = labels == index
             if not in_class.any():
@@ -259,6 +290,9 @@ class JetPreprocessor:
             pre.particle_std[index] = _floor_std(real.std(axis=0))
             pre.fit_counts[index] = int(in_class.sum())
             pre.max_delta_r[index] = float(np.hypot(real[:, 0], real[:, 1]).max())
+            if jet_transform == "quantile":
+                levels = np.linspace(0.0, 1.0, max(2, min(JET_QUANTILES, pre.fit_counts[index])))
+                pre.jet_quantiles[index] = np.quantile(dequantised[in_class], levels, axis=0).T
         if not pre.fitted_classes:
             raise ValueError("JetPreprocessor.fit: the sample contains no jets")
         return pre
@@ -303,16 +337,17 @@ class JetPreprocessor:
         feats = np.where(mask[..., None], feats, 0.0)
         return feats, jets, mask, labels
 
-    def transform(self, sample: JetSample) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def transform(self, sample: JetSample, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalise a sample for the diffusion models.
 
         Args:
             sample: JetNet-layout jets with P == num_particles; labels index JET_CLASSES.
+            seed: seeds the dequantisation of the multiplicity (``jet_transform="quantile"`` only).
 
         Returns:
             particles_norm: [N, P, 3] float32 standardised (eta_rel, phi_rel, log(1 - pt_rel)), padded
                 slots exactly 0; real particles first, by decreasing pt_rel.
-            jets_norm: [N, 4] float32 standardised (pt, eta, mass, num_particles).
+            jets_norm: [N, 4] float32 standardised or Gaussianised (pt, eta, mass, num_particles).
             mask: [N, P] float32, 1 for real particles (the first num_particles slots of each jet).
 
         Raises:
@@ -322,15 +357,77 @@ class JetPreprocessor:
         self._check_classes(labels, "transform")
         p_norm = (feats - self.particle_mean[labels][:, None, :]) / self.particle_std[labels][:, None, :]
         p_norm = np.where(mask[..., None], p_norm, 0.0)
-        j_norm = (jets - self.jet_mean[labels]) / self.jet_std[labels]
+        if self.jet_transform == "quantile":
+            j_norm = self._gaussianise_jets(_dequantise(jets, seed), labels)
+        else:
+            j_norm = (jets - self.jet_mean[labels]) / self.jet_std[labels]
         return p_norm.astype(np.float32), j_norm.astype(np.float32), mask.astype(np.float32)
+
+    def _hazen_levels(self, index: int) -> np.ndarray:
+        """[Q] CDF levels of class ``index``'s quantiles: i / (Q - 1) squeezed into [1/(2n), 1 - 1/(2n)]."""
+        quantiles = self.jet_quantiles[index]
+        assert quantiles is not None
+        # The smallest and largest of n fit jets sit at the Hazen plotting positions, so that every fit
+        # value has a finite Gaussian image and the map is exactly invertible on the fit range.
+        tail = 0.5 / max(int(self.fit_counts[index]), 1)
+        return tail + (1.0 - 2.0 * tail) * np.linspace(0.0, 1.0, quantiles.shape[1])
+
+    def _gaussianise_jets(self, jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """[N, 4] float64 jet features (multiplicity dequantised) -> [N, 4] standard-normal scores."""
+        out = np.empty_like(jets)
+        for index in np.unique(labels):
+            rows = labels == index
+            quantiles, levels = self.jet_quantiles[index], self._hazen_levels(index)
+            for feature in range(NUM_JET_FEATURES):
+                x, q = jets[rows, feature], quantiles[feature]
+                # Where quantiles tie (a constant feature, a value many jets share) np.interp takes the
+                # last of them, and from the other end the first: the middle level of a tie is used.
+                last = np.interp(x, q, levels)
+                first = np.interp(-x, -q[::-1], levels[::-1])
+                out[rows, feature] = ndtri(0.5 * (last + first))
+        return out
+
+    def _jets_from_scores(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """[N, 4] normalised jet features -> float64 jet features, multiplicity still continuous."""
+        z = jets_norm.astype(np.float64)
+        if self.jet_transform == "standard":
+            return z * self.jet_std[labels] + self.jet_mean[labels]
+        out = np.empty_like(z)
+        for index in np.unique(labels):
+            rows = labels == index
+            quantiles, levels = self.jet_quantiles[index], self._hazen_levels(index)
+            for feature in range(NUM_JET_FEATURES):
+                # Beyond the Hazen levels np.interp clamps to the fit jets' smallest / largest value.
+                out[rows, feature] = np.interp(ndtr(z[rows, feature]), levels, quantiles[feature])
+        return out
 
     # ---------------------------------------------------------------------------------------- inverse
 
     def _multiplicity(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """[N] int64 particle counts: de-standardised num_particles, rounded and clipped to [1, P]."""
-        raw = jets_norm[:, 3].astype(np.float64) * self.jet_std[labels, 3] + self.jet_mean[labels, 3]
-        return np.clip(np.rint(raw), 1, self.num_particles).astype(np.int64)
+        """[N] int64 particle counts from normalised jets, clipped to [1, P].
+
+        "standard": the de-standardised num_particles rounded; "quantile": the inverse-mapped
+        dequantised n - u, u in [0, 1), rounded up (so a transformed jet gets its n back).
+        """
+        raw = self._jets_from_scores(jets_norm, labels)[:, 3]
+        counts = np.rint(raw) if self.jet_transform == "standard" else np.ceil(raw)
+        return np.clip(counts, 1, self.num_particles).astype(np.int64)
+
+    def inverse_jets(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Normalised jet features alone back to physical ones (what ``inverse`` returns for the jets).
+
+        Args:
+            jets_norm: [N, 4] normalised (pt, eta, mass, num_particles), e.g. the jet network's output.
+            labels: [N] class indices into JET_CLASSES.
+
+        Returns:
+            [N, 4] float32 (pt [GeV], eta, mass [GeV], num_particles), the multiplicity an integer in
+            [1, P] as ``multiplicity_mask`` counts it.
+        """
+        jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "inverse_jets")
+        jets = self._jets_from_scores(jets_norm, labels)
+        jets[:, 3] = self._multiplicity(jets_norm, labels)
+        return jets.astype(np.float32)
 
     def _check_norm_inputs(self, jets_norm: Any, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
         jets_norm = np.asarray(jets_norm)
@@ -351,8 +448,8 @@ class JetPreprocessor:
             labels: [N] class indices into JET_CLASSES.
 
         Returns:
-            [N, P] float32, 1 in the first n slots of each jet where n = round(de-standardised
-            num_particles) clipped to [1, P]; the same mask ``inverse`` uses.
+            [N, P] float32, 1 in the first n slots of each jet where n is the multiplicity the jet
+            features map back to (``_multiplicity``), clipped to [1, P]; the same mask ``inverse`` uses.
         """
         jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "multiplicity_mask")
         counts = self._multiplicity(jets_norm, labels)
@@ -363,9 +460,10 @@ class JetPreprocessor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Undo ``transform``: normalised (generated) features back to JetNet layout.
 
-        The multiplicity n of each jet is the de-standardised num_particles rounded and clipped to
-        [1, P]; the first n slots are the real particles (as in ``multiplicity_mask``), the others are
-        set to exactly 0 whatever the model put there. pt_rel = 1 - exp(x) is clipped to [0, 1) (the
+        The multiplicity n of each jet is the num_particles its jet features map back to (rounded for
+        "standard", rounded up for the dequantised "quantile") clipped to [1, P]; the first n slots
+        are the real particles (as in ``multiplicity_mask``), the others are set to exactly 0 whatever
+        the model put there. pt_rel = 1 - exp(x) is clipped to [0, 1) (the
         model can overshoot the physical range). The real particles are then sorted by decreasing
         pt_rel, because the particle model is permutation-equivariant and its slot order means nothing
         while the JetNet format and evaluation code (leading-particle observables) assume that order;
@@ -377,7 +475,7 @@ class JetPreprocessor:
 
         Args:
             particles_norm: [N, P, 3] standardised (eta_rel, phi_rel, log(1 - pt_rel)).
-            jets_norm: [N, 4] standardised (pt, eta, mass, num_particles).
+            jets_norm: [N, 4] normalised (pt, eta, mass, num_particles), as ``transform`` makes them.
             labels: [N] class indices into JET_CLASSES.
 
         Returns:
@@ -422,7 +520,7 @@ class JetPreprocessor:
                 break
             eta[moved], phi[moved] = _recenter64(eta[moved], phi[moved], pt[moved], mask[moved])
         particle_features = np.stack([eta, phi, pt, mask.astype(np.float64)], axis=-1).astype(np.float32)
-        jets = jets_norm.astype(np.float64) * self.jet_std[labels] + self.jet_mean[labels]
+        jets = self._jets_from_scores(jets_norm, labels)
         jets[:, 3] = counts
         return particle_features, jets.astype(np.float32)
 
@@ -451,6 +549,13 @@ class JetPreprocessor:
                 float(r) if self._is_fitted(i) and np.isfinite(r) else None
                 for i, r in enumerate(self.max_delta_r)
             ],
+            "jet_transform": self.jet_transform,
+            "jet_quantiles": [
+                q.tolist() if q is not None and self._is_fitted(i) else None
+                for i, q in enumerate(self.jet_quantiles)
+            ]
+            if self.jet_transform == "quantile"
+            else None,
         }
 
     @classmethod
@@ -461,7 +566,14 @@ class JetPreprocessor:
             PreprocessingFileError: naming ``source``, the key and, for the statistics, row and class.
         """
         parsed = parse_preprocessing_file(data, source)
-        pre = cls(parsed.num_particles, recenter=parsed.recenter)
+        # Files written before the quantile transform existed standardised the jets.
+        pre = cls(
+            parsed.num_particles, recenter=parsed.recenter, jet_transform=parsed.jet_transform or "standard"
+        )
+        if parsed.jet_quantiles is not None:
+            pre.jet_quantiles = [
+                None if q is None else np.asarray(q, np.float64) for q in parsed.jet_quantiles
+            ]
         pre.jet_mean, pre.jet_std = parsed.array("jet_mean"), parsed.array("jet_std")
         pre.particle_mean, pre.particle_std = parsed.array("particle_mean"), parsed.array("particle_std")
         if parsed.fit_counts is not None:
@@ -517,6 +629,16 @@ def _outside_cone(eta: np.ndarray, phi: np.ndarray, radius: np.ndarray) -> np.nd
     """[N, P] bool: the particle lies farther than the [N] ``radius`` (NaN: never) from the axis."""
     radius = radius[:, None]
     return np.isfinite(radius) & (np.hypot(eta, phi) > radius)
+
+
+def _dequantise(jets: np.ndarray, seed: int) -> np.ndarray:
+    """A float64 copy of [N, 4] jets with num_particles n replaced by n - u, u ~ U[0, 1) seeded.
+
+    A continuous multiplicity has no point masses for the quantile map; ceil(n - u) recovers n.
+    """
+    out = np.array(jets, dtype=np.float64)
+    out[:, 3] -= np.random.default_rng(seed).uniform(0.0, 1.0, size=out.shape[0])
+    return out
 
 
 def _floor_std(std: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from gsgm.data.jetnet_format import JET_CLASSES, JET_FEATURES
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "JET_TRANSFORMS",
     "NORM_PARTICLE_FEATURES",
     "PreprocessingFile",
     "PreprocessingFileError",
@@ -31,6 +32,9 @@ FORMAT_NAME = "gsgm.JetPreprocessor"
 FORMAT_VERSION = 1
 NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "log(1-pt_rel)")
 ARRAYS: tuple[str, ...] = ("jet_mean", "jet_std", "particle_mean", "particle_std")
+# How the jet features are normalised: FPCD's per-class standardisation, or Gaussianised per class
+# through stored quantiles (gsgm.data.preprocessing explains why that is the default).
+JET_TRANSFORMS: tuple[str, ...] = ("quantile", "standard")
 _NUM_CLASSES = len(JET_CLASSES)
 
 Rows = list[list[float] | None]
@@ -52,6 +56,8 @@ class PreprocessingFile(Section):
         "particle_features",
         "fit_counts",
         "max_delta_r",
+        "jet_transform",
+        "jet_quantiles",
     )
 
     format: Literal["gsgm.JetPreprocessor"]
@@ -69,6 +75,11 @@ class PreprocessingFile(Section):
     # Per class, the largest distance sqrt(eta_rel^2 + phi_rel^2) of a real fit particle from the jet
     # axis; files written before it existed have none, and their generated jets are not confined.
     max_delta_r: list[float | None] | None = None
+    # Files written before the quantile transform have neither key and standardised the jets.
+    jet_transform: Literal["quantile", "standard"] | None = None
+    # Per class null or 4 lists (pt, eta, mass, dequantised num_particles) of >= 2 non-decreasing
+    # quantiles of its fit jets; required (with fit_counts) when jet_transform is "quantile".
+    jet_quantiles: list[list[list[float]] | None] | None = None
 
     def check(self) -> None:
         if self.classes != list(JET_CLASSES):
@@ -119,6 +130,44 @@ class PreprocessingFile(Section):
                     raise invalid(
                         "max_delta_r",
                         f"entry {i} ({JET_CLASSES[i]}) must be a positive number or null, got {radius!r}",
+                    )
+
+        self._check_quantiles()
+
+    def _check_quantiles(self) -> None:
+        if self.jet_transform != "quantile":
+            if self.jet_quantiles is not None:
+                raise invalid(
+                    "jet_quantiles", f"is only used with jet_transform 'quantile', not {self.jet_transform!r}"
+                )
+            return
+        if self.jet_quantiles is None:
+            raise invalid("jet_quantiles", "is required when jet_transform is 'quantile'")
+        if self.fit_counts is None:
+            raise invalid(
+                "fit_counts", "is required when jet_transform is 'quantile' (it fixes the CDF levels)"
+            )
+        if len(self.jet_quantiles) != _NUM_CLASSES:
+            raise invalid(
+                "jet_quantiles",
+                f"must be a list of {_NUM_CLASSES} entries (one per class {JET_CLASSES}) or null",
+            )
+        for i, rows in enumerate(self.jet_quantiles):
+            if (rows is None) != (self.jet_mean[i] is None):
+                state = "null" if rows is None else "present"
+                raise invalid("jet_quantiles", f"row {i} ({JET_CLASSES[i]}) is {state} but jet_mean's is not")
+            if rows is None:
+                continue
+            if len(rows) != len(JET_FEATURES):
+                raise invalid(
+                    "jet_quantiles",
+                    f"row {i} ({JET_CLASSES[i]}) must hold {len(JET_FEATURES)} lists, got {len(rows)}",
+                )
+            for feature, values in zip(JET_FEATURES, rows, strict=True):
+                if len(values) < 2 or any(b < a for a, b in zip(values[:-1], values[1:], strict=True)):
+                    raise invalid(
+                        "jet_quantiles",
+                        f"row {i} ({JET_CLASSES[i]}), {feature}: must be >= 2 non-decreasing numbers",
                     )
 
     def array(self, key: str) -> np.ndarray:

@@ -133,7 +133,8 @@ def load_training_data(
     """Load the training split, hold out the validation jets and normalise both.
 
     The split depends only on ``cfg.training.seed``; the preprocessing is fitted on the training jets
-    unless ``preprocessor`` (a resumed run's) is given. Deterministic, so every rank computes the same.
+    unless ``preprocessor`` (a resumed run's) is given. Deterministic, so every rank computes the same:
+    the multiplicity's dequantisation (``data.jet_transform="quantile"``) is seeded by the run's seed.
     """
     sample = load_jets(
         resolve_data_dir(data),
@@ -145,8 +146,13 @@ def load_training_data(
     sha256 = hash_arrays([sample.particles, sample.jets, sample.labels])
     train_idx, valid_idx = train_valid_split(len(sample), cfg.training.valid_fraction, cfg.training.seed)
     if preprocessor is None:
-        preprocessor = JetPreprocessor.fit(sample.select(train_idx), recenter=cfg.data.recenter)
-    particles, jets, mask = preprocessor.transform(sample)
+        preprocessor = JetPreprocessor.fit(
+            sample.select(train_idx),
+            recenter=cfg.data.recenter,
+            jet_transform=cfg.data.jet_transform,
+            seed=cfg.training.seed,
+        )
+    particles, jets, mask = preprocessor.transform(sample, seed=cfg.training.seed)
     arrays = (particles, jets, mask, sample.labels)
     return TrainingData(
         sample=sample,
