@@ -7,6 +7,7 @@ installed the tests that use it are skipped with the reason, or failed with GSGM
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -102,6 +103,9 @@ def local_slurm(tmp_path_factory) -> Iterator[LocalSlurm]:
         skip_or_fail(f"Slurm is not installed ({', '.join(missing)} missing; Debian: {INSTALL_HINT})")
     if os.geteuid() != 0:
         skip_or_fail("a local Slurm needs root (slurmd starts the jobs' processes as their users)")
+    if importlib.util.find_spec("horovod") is None:
+        # The templates train with --horovod; without it every job fails at its first line.
+        skip_or_fail("Horovod is not installed: scripts/install_horovod.sh builds it (the templates use it)")
     state = tmp_path_factory.mktemp("slurm")
     environ = {**os.environ, "GSGM_SLURM_DIR": str(state)}
     started = subprocess.run(

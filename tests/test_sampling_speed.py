@@ -251,7 +251,10 @@ def test_generate_jets_uses_the_configured_precision(tmp_path):
     parts16, jets16 = out["bfloat16"]
     assert jets16.shape == jets32.shape and parts16.shape == parts32.shape
     assert not np.array_equal(jets16, jets32)
-    np.testing.assert_allclose(jets16[:, 1], jets32[:, 1], atol=0.05 * np.std(jets32[:, 1]) + 1e-3)
+    # Close on the scale of the physical jet eta spread (the untrained model's jets pile up at the fit
+    # range's ends, where the quantile map is steep, so six of them have no spread of their own).
+    truth_eta_spread = np.std(sample_.jets[sample_.labels == JET_CLASSES.index("t"), 1])
+    np.testing.assert_allclose(jets16[:, 1], jets32[:, 1], atol=0.05 * truth_eta_spread)
 
 
 @pytest.mark.slow
