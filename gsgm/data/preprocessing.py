@@ -273,7 +273,7 @@ class JetPreprocessor:
         """
         pre = cls(sample.num_particles, recenter=recenter, jet_transform=jet_transform)
         feats, jets, mask, labels = pre._features64(sample)
-        dequantised = _dequantise(jets, seed)
+        dequantised = _dequantise(jets, seed) if jet_transform == "quantile" else None
         for index in range(NUM_CLASSES):
             in_class = labels == index
             if not in_class.any():
@@ -290,7 +290,7 @@ class JetPreprocessor:
             pre.particle_std[index] = _floor_std(real.std(axis=0))
             pre.fit_counts[index] = int(in_class.sum())
             pre.max_delta_r[index] = float(np.hypot(real[:, 0], real[:, 1]).max())
-            if jet_transform == "quantile":
+            if dequantised is not None:
                 levels = np.linspace(0.0, 1.0, max(2, min(JET_QUANTILES, pre.fit_counts[index])))
                 pre.jet_quantiles[index] = np.quantile(dequantised[in_class], levels, axis=0).T
         if not pre.fitted_classes:
@@ -403,14 +403,13 @@ class JetPreprocessor:
 
     # ---------------------------------------------------------------------------------------- inverse
 
-    def _multiplicity(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """[N] int64 particle counts from normalised jets, clipped to [1, P].
+    def _counts(self, raw_multiplicity: np.ndarray) -> np.ndarray:
+        """[N] int64 particle counts from ``_jets_from_scores``' continuous multiplicity, in [1, P].
 
         "standard": the de-standardised num_particles rounded; "quantile": the inverse-mapped
         dequantised n - u, u in [0, 1), rounded up (so a transformed jet gets its n back).
         """
-        raw = self._jets_from_scores(jets_norm, labels)[:, 3]
-        counts = np.rint(raw) if self.jet_transform == "standard" else np.ceil(raw)
+        counts = np.rint(raw_multiplicity) if self.jet_transform == "standard" else np.ceil(raw_multiplicity)
         return np.clip(counts, 1, self.num_particles).astype(np.int64)
 
     def inverse_jets(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -426,7 +425,7 @@ class JetPreprocessor:
         """
         jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "inverse_jets")
         jets = self._jets_from_scores(jets_norm, labels)
-        jets[:, 3] = self._multiplicity(jets_norm, labels)
+        jets[:, 3] = self._counts(jets[:, 3])
         return jets.astype(np.float32)
 
     def _check_norm_inputs(self, jets_norm: Any, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -449,10 +448,10 @@ class JetPreprocessor:
 
         Returns:
             [N, P] float32, 1 in the first n slots of each jet where n is the multiplicity the jet
-            features map back to (``_multiplicity``), clipped to [1, P]; the same mask ``inverse`` uses.
+            features map back to (``_counts``), clipped to [1, P]; the same mask ``inverse`` uses.
         """
         jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "multiplicity_mask")
-        counts = self._multiplicity(jets_norm, labels)
+        counts = self._counts(self._jets_from_scores(jets_norm, labels)[:, 3])
         return (np.arange(self.num_particles)[None, :] < counts[:, None]).astype(np.float32)
 
     def inverse(
@@ -490,7 +489,8 @@ class JetPreprocessor:
             raise ValueError(
                 f"inverse: particles_norm must have shape {list(expected)}, got {list(particles_norm.shape)}"
             )
-        counts = self._multiplicity(jets_norm, labels)
+        jets = self._jets_from_scores(jets_norm, labels)
+        counts = self._counts(jets[:, 3])
         mask = np.arange(self.num_particles)[None, :] < counts[:, None]
         # Only real slots must be finite: the model's output in padded slots is discarded anyway.
         bad = mask[..., None] & ~np.isfinite(particles_norm)
@@ -520,7 +520,6 @@ class JetPreprocessor:
                 break
             eta[moved], phi[moved] = _recenter64(eta[moved], phi[moved], pt[moved], mask[moved])
         particle_features = np.stack([eta, phi, pt, mask.astype(np.float64)], axis=-1).astype(np.float32)
-        jets = self._jets_from_scores(jets_norm, labels)
         jets[:, 3] = counts
         return particle_features, jets.astype(np.float32)
 
@@ -551,8 +550,7 @@ class JetPreprocessor:
             ],
             "jet_transform": self.jet_transform,
             "jet_quantiles": [
-                q.tolist() if q is not None and self._is_fitted(i) else None
-                for i, q in enumerate(self.jet_quantiles)
+                q.tolist() if self._is_fitted(i) else None for i, q in enumerate(self.jet_quantiles)
             ]
             if self.jet_transform == "quantile"
             else None,
