@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -280,3 +281,20 @@ def test_sample_cli_steps_picks_the_distilled_stage(base_run, chain, tmp_path):
     missing = sample_cli(base_run, 3, tmp_path / "three")
     assert missing.returncode == 2
     assert "no distilled model for 3 steps" in missing.stderr and "4, 2, 1" in missing.stderr
+
+
+def test_one_epoch_count_per_stage(base_run, tmp_path):
+    """epochs_per_stage as a list: stage k trains its own count; chain.json keeps the list; a wrong
+    length, a zero or a different list for an existing chain are errors naming the option."""
+    run = tmp_path / "per-stage"
+    shutil.copytree(base_run, run, ignore=shutil.ignore_patterns("distill"))
+    with pytest.raises(DistillationSetupError, match=r"lists 2 counts for 3 stages \(8 -> 4 -> 2 -> 1\)"):
+        distill_chain(FPCD, run, until=1, epochs_per_stage=[1, 2], verbose=0)
+    with pytest.raises(DistillationSetupError, match="--epochs-per-stage must be >= 1, got 0"):
+        distill_chain(FPCD, run, until=1, epochs_per_stage=[1, 0, 2], verbose=0)
+    stages = distill_chain(FPCD, run, until=1, epochs_per_stage=[1, 1, 3], verbose=0)
+    assert [len(RunDirectory(stage).read_history()) for stage in stages] == [1, 1, 3]
+    assert json.loads((run / "distill" / "chain.json").read_text())["epochs_per_stage"] == [1, 1, 3]
+    distill_chain(FPCD, run, until=1, verbose=0)  # continuing with the stored list: nothing to do
+    with pytest.raises(DistillationSetupError, match=r"epochs per stage \[1, 1, 3\], not \[1, 1, 4\]"):
+        distill_chain(FPCD, run, until=1, epochs_per_stage=[1, 1, 4], verbose=0)

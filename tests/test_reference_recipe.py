@@ -159,6 +159,11 @@ def test_recipe_stages_at_30_particles_distil_and_sample_both_and_150_only_the_t
     assert by_name["sample-1"][-2:] == ["--steps", "1"]
     assert str(tmp_path / "config-30.json") in by_name["train"]
     assert by_name["evaluate"].count("--gen") == 2
+    assert by_name["distill"][by_name["distill"].index("--epochs-per-stage") + 1] == "3"
+    per_stage = {
+        s.name: list(s.argv) for s in reference_stages(RecipeSettings(out=tmp_path, distill_epochs=[1, 2, 3]))
+    }
+    assert per_stage["distill"][per_stage["distill"].index("--epochs-per-stage") + 1] == "1,2,3"
     stages150 = reference_stages(RecipeSettings(out=tmp_path, particles=150, data=str(tmp_path)))
     names150 = [s.name for s in stages150]
     assert names150 == ["train", "sample", "evaluate", "plot", "plot-training"]

@@ -109,6 +109,8 @@ BAD_ARGUMENTS = [  # (arguments, the option at fault)
     (["train", "--epochs", "0"], "--epochs"),
     (["train", "--max-jets-per-class", "0"], "--max-jets-per-class"),
     (["distill", "--run", "r", "--epochs-per-stage", "0"], "--epochs-per-stage"),
+    (["distill", "--run", "r", "--epochs-per-stage", "1,0,2"], "--epochs-per-stage"),
+    (["reference", "--distill-epochs", "2,x"], "--distill-epochs"),
     (["distill", "--run", "r", "--until", "0"], "--until"),
     (["tune", "--max-epochs", "0"], "--max-epochs"),
     (
@@ -157,6 +159,11 @@ def test_valid_arguments_still_parse():
         ]
     )
     assert (args.per_class, args.steps, args.seed, args.classes) == (3, 8, 0, "g,t")
+    distill = build_parser().parse_args(["distill", "--run", "r", "--epochs-per-stage", "1, 2,4"])
+    assert distill.epochs_per_stage == [1, 2, 4]
+    assert (
+        build_parser().parse_args(["distill", "--run", "r", "--epochs-per-stage", "5"]).epochs_per_stage == 5
+    )
 
 
 def test_scripts_report_bad_arguments_in_one_line():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gsgm.cli.train import add_distributed_arguments, add_testing_arguments
-from gsgm.utils.cli import positive_int
+from gsgm.utils.cli import positive_int, positive_int_or_list
 
 NAME = "distill"
 HELP = "progressive distillation: halve the sampling steps stage by stage"
@@ -20,6 +20,7 @@ sampled with gsgm sample --sampler cm.
 
 Examples:
     gsgm distill --run runs/quick --until 1 --epochs-per-stage 10        # 64 -> 32 -> ... -> 1
+    gsgm distill --run runs/quick --until 1 --epochs-per-stage 2,2,4,6,8,10 # more for the last stages
     gsgm sample --run runs/quick --steps 8 --per-class 1000 --out runs/quick/samples-8
     horovodrun -np 2 python scripts/distill.py --run runs/quick --until 8
 """
@@ -30,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=positive_int, default=1, help="steps of the last stage (default: 1)")
     parser.add_argument(
         "--epochs-per-stage",
-        type=positive_int,
-        help="epochs of each stage (default: the run's training.epochs)",
+        type=positive_int_or_list,
+        help="epochs of each stage, or one count per stage, first stage first, e.g. 1,1,2,3,4,7 for 64 -> 1 "
+        "(default: the run's training.epochs)",
     )
     parser.add_argument(
         "--start-steps",

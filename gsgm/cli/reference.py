@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gsgm.utils.cli import class_list, non_negative_int, positive_int
+from gsgm.utils.cli import class_list, non_negative_int, positive_int, positive_int_or_list
 
 NAME = "reference"
 HELP = "the CPU fidelity reference recipe: generate, train, distill, sample, evaluate, plot (resumable)"
@@ -77,7 +77,7 @@ class RecipeSettings:
     config: str | None = None
     data: str | None = None
     epochs: int | None = None
-    distill_epochs: int = 3
+    distill_epochs: int | list[int] = 3
     steps: int | None = None
     eval_jets: int | None = None
     workers: int | None = None
@@ -172,6 +172,11 @@ def _gsgm(*words: str, **options: object) -> list[str]:
     return argv
 
 
+def _epoch_list(epochs: int | list[int]) -> str:
+    """``--epochs-per-stage``'s text for one count or one count per stage."""
+    return str(epochs) if isinstance(epochs, int) else ",".join(str(e) for e in epochs)
+
+
 def reference_stages(settings: RecipeSettings):
     """The recipe's stages for ``settings``, in order (:class:`gsgm.utils.stages.Stage`)."""
     from gsgm.utils.stages import Stage
@@ -202,7 +207,11 @@ def reference_stages(settings: RecipeSettings):
     if settings.distils:
         start = {} if settings.steps is None else {"start_steps": settings.steps}
         distill = _gsgm(
-            "distill", run=settings.run_dir, until=1, epochs_per_stage=settings.distill_epochs, **start
+            "distill",
+            run=settings.run_dir,
+            until=1,
+            epochs_per_stage=_epoch_list(settings.distill_epochs),
+            **start,
         )
         stages.append(
             Stage("distill", distill, nominal["distill"], description="progressive distillation to 1 step")
@@ -316,7 +325,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=positive_int, help="override the config's training.epochs")
     parser.add_argument(
-        "--distill-epochs", type=positive_int, default=3, help="epochs per distillation stage (default 3)"
+        "--distill-epochs",
+        type=positive_int_or_list,
+        default=3,
+        help="epochs per distillation stage, or one count per stage (6 for 64 -> 1), e.g. 1,1,2,3,4,7 "
+        "(default 3)",
     )
     parser.add_argument(
         "--steps", type=positive_int, help="teacher sampling steps (default: the config's, 64)"

@@ -33,7 +33,7 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,28 @@ def stage_is_complete(path: str | os.PathLike) -> bool:
     """Whether the stage directory at ``path`` finished training (all epochs, or stopped early)."""
     stage = RunDirectory(path)
     return stage.exists() and _stage_progress(stage)[2]
+
+
+def _epochs_value(epochs: int | Sequence[int]) -> int | list[int]:
+    """``epochs_per_stage`` as the chain file stores it: an int, or a list of ints (one per stage)."""
+    if isinstance(epochs, int):
+        return epochs
+    return [int(e) for e in epochs]
+
+
+def _stage_epochs(epochs: int | list[int], steps: list[int]) -> list[int]:
+    """Epochs of each stage of ``steps`` (the students' step counts, first stage first)."""
+    counts = [epochs] * len(steps) if isinstance(epochs, int) else list(epochs)
+    if len(counts) != len(steps):
+        raise DistillationSetupError(
+            f"--epochs-per-stage lists {len(counts)} counts for {len(steps)} stages "
+            f"({' -> '.join(str(n) for n in [2 * steps[0], *steps])}): "
+            "give one count, or one per stage"
+        )
+    for count in counts:
+        if count < 1:
+            raise DistillationSetupError(f"--epochs-per-stage must be >= 1, got {count}")
+    return counts
 
 
 def _read_chain(run: Path) -> dict | None:
@@ -340,7 +362,7 @@ def distill_chain(
     family: Family,
     run: str | os.PathLike,
     until: int = 1,
-    epochs_per_stage: int | None = None,
+    epochs_per_stage: int | Sequence[int] | None = None,
     start_steps: int | None = None,
     data: str | None = None,
     verbose: int = 2,
@@ -354,7 +376,9 @@ def distill_chain(
         family: the run's family (:func:`gsgm.families.family_of_run`).
         run: a trained run directory (scripts/train.py).
         until: steps of the last stage (1 for single-step generation).
-        epochs_per_stage: epochs of each new stage (default: the run's training.epochs).
+        epochs_per_stage: epochs of each new stage (default: the run's training.epochs), or one count
+            per stage, first stage first (``[1, 1, 2, 3, 4, 7]`` for 64 -> 1): the last halvings, where the
+            student's two-step target is furthest from one step, get the larger share of a budget.
         start_steps: steps of the first teacher, the undistilled run (default: its sampling.num_steps).
         data: data directory or "builtin" (default: the run's recorded data source).
         verbose: Keras verbosity for the epochs.
@@ -384,22 +408,21 @@ def distill_chain(
             "start_steps": int(
                 family.distillation_start_steps(base_cfg) if start_steps is None else start_steps
             ),
-            "epochs_per_stage": int(
+            "epochs_per_stage": _epochs_value(
                 base_cfg.training.epochs if epochs_per_stage is None else epochs_per_stage
             ),
             "created": now_iso(),
         }
     else:
         for key, value in (("start_steps", start_steps), ("epochs_per_stage", epochs_per_stage)):
-            if value is not None and int(value) != chain[key]:
+            if value is not None and _epochs_value(value) != chain[key]:
                 raise DistillationSetupError(
                     f"{base.path / DISTILL_DIR} holds a chain with {key.replace('_', ' ')} {chain[key]}, "
                     f"not {value}: omit the option to continue it, or distil a copy of the run without "
                     f"its {DISTILL_DIR}/ directory"
                 )
     steps = chain_steps(chain["start_steps"], until)
-    if chain["epochs_per_stage"] < 1:
-        raise DistillationSetupError(f"--epochs-per-stage must be >= 1, got {chain['epochs_per_stage']}")
+    stage_epochs = _stage_epochs(chain["epochs_per_stage"], steps)
     dist.barrier()  # every rank has read the chain file before rank 0 (re)writes it
     if dist.is_chief:
         write_json_atomic(base.path / DISTILL_DIR / CHAIN_FILE, chain)
@@ -407,7 +430,7 @@ def distill_chain(
     prepared = None
     teacher = base.path
     stages = []
-    for num_steps in steps:
+    for num_steps, epochs in zip(steps, stage_epochs, strict=True):
         stage = stage_dir(base.path, num_steps)
         if stage_is_complete(stage):
             log(f"{num_steps:>4} steps: finished earlier ({stage})")
@@ -424,7 +447,7 @@ def distill_chain(
                 base.path,
                 teacher,
                 num_steps,
-                chain["epochs_per_stage"],
+                epochs,
                 data,
                 verbose,
                 training_data=prepared,

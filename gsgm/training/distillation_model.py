@@ -122,4 +122,3 @@ class DistillationModel(FPCDModel):
         loss_jet = masked_mse(v_jets, v_hat_jets)
         loss_particle = masked_mse(v_particles, v_hat_particles, mask)
         return {"loss": loss_jet + loss_particle, "loss_jet": loss_jet, "loss_particle": loss_particle}
-

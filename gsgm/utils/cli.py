@@ -132,6 +132,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_int_or_list(text: str) -> int | list[int]:
+    """argparse type: one integer >= 1 (``3``) or a comma-separated list of them (``1,1,2,3,4,7``)."""
+    if "," not in text:
+        return positive_int(text)
+    try:
+        return [positive_int(part.strip()) for part in text.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(
+            f"must be positive integers separated by commas, got {text}"
+        ) from error
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (seeds)."""
     value = _parse(text, int, "an integer")

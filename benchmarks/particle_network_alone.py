@@ -1,0 +1,172 @@
+#!/usr/bin/env python
+"""Train FPCD's particle network alone and report W1M, W1P and the mass correlation on truth jets.
+
+The particle network's loss does not involve the jet network (FPCD trains the sum of two separate
+losses, the particles conditioned on the clean jets), so variants of its input features can be compared
+here at a fraction of the full training's cost: the run's training jets (its own split of jetnet's train
+split, ``load_training_data``), its optimizer with cosine decay, EMA weights for sampling. Sampling is
+conditioned on held-out truth jets, so the numbers isolate the particle network (W1M of sampled jets in
+the recipe is within 10 % of this, BENCHMARKS.md "What the W1M gap is not").
+
+Printed per class: W1 of the particles' relative mass (the quantity of W1M) against one held-out half,
+the floor (the other half against it), W1 of eta_rel, phi_rel and pt_rel over real particles, and the
+correlation of the particles' mass with the conditioning jet's m / pT (truth: the held-out half's own).
+
+``--pt-feature`` chooses the particles' third feature before standardising: ``log1m`` is FPCD's
+log(1 - pt_rel) (the run's preprocessing), ``log`` is log(pt_rel).
+
+    python benchmarks/particle_network_alone.py --run runs/reference-quantile/run-30 \\
+        --data runs/reference-long/data --classes w --epochs 10 --pt-feature log
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+PT_FEATURES = ("log1m", "log")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run", required=True, help="trained FPCD run (its config and preprocessing)")
+    parser.add_argument("--data", required=True, help="the run's JetNet-format directory")
+    parser.add_argument("--classes", default="w", help="comma-separated classes to train and evaluate")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--pt-feature", choices=PT_FEATURES, default="log1m")
+    parser.add_argument("--steps", type=int, default=64, help="DDIM steps")
+    parser.add_argument("--jets", type=int, default=2000, help="held-out jets per half and class")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+    from bench_distillation import relative_mass
+    from scipy.stats import wasserstein_distance
+
+    from gsgm.config import load_config
+    from gsgm.data.jetnet_format import JET_CLASSES, JetSample
+    from gsgm.data.loading import load_class
+    from gsgm.data.preprocessing import JetPreprocessor, recenter_particles
+    from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse_with_v_target, masked_mse
+    from gsgm.diffusion.ddim import ddim_sample
+    from gsgm.families.fpcd import load_training_data
+    from gsgm.models import build_particle_net
+    from gsgm.training.optim import make_optimizer
+
+    cfg = load_config(os.path.join(args.run, "config.json"))
+    cfg.training.epochs = args.epochs
+    preprocessor = JetPreprocessor.load(os.path.join(args.run, "preprocessing.json"))
+    classes = [JET_CLASSES.index(c) for c in args.classes.split(",")]
+    num_particles = cfg.data.num_particles
+    batch = cfg.training.batch_size
+
+    training = load_training_data(cfg, args.data, preprocessor=preprocessor)
+    particles_norm, jets_norm, mask, labels = training.train_arrays
+    keep = np.isin(labels, classes)
+    particles_norm, jets_norm, mask, labels = (a[keep] for a in (particles_norm, jets_norm, mask, labels))
+
+    # The third feature: the run's log(1 - pt_rel) as it is, or log(pt_rel) standardised per class over
+    # real particles (from the physical pt_rel the run's preprocessing inverts to).
+    pt_mean, pt_std = {}, {}
+    if args.pt_feature == "log":
+        physical, _ = preprocessor.inverse(particles_norm, jets_norm, labels)
+        log_pt = np.log(np.clip(physical[..., 2], 1e-12, None))
+        for label in classes:
+            real = (labels == label)[:, None] & (mask > 0)
+            pt_mean[label], pt_std[label] = log_pt[real].mean(), log_pt[real].std()
+            rows = labels == label
+            particles_norm[rows, :, 2] = (log_pt[rows] - pt_mean[label]) / pt_std[label]
+        particles_norm[..., 2] *= mask
+
+    def to_physical(sampled: np.ndarray, cond_jets: np.ndarray, cond_labels: np.ndarray) -> np.ndarray:
+        physical, _ = preprocessor.inverse(sampled, cond_jets, cond_labels)
+        if args.pt_feature == "log":
+            label = int(cond_labels[0])
+            pt = np.exp(sampled[..., 2] * pt_std[label] + pt_mean[label])
+            physical[..., 2] = np.clip(pt, 0.0, 1.0) * physical[..., 3]
+        return physical
+
+    onehot_all = np.eye(len(JET_CLASSES), dtype=np.float32)[labels]
+    mask3_all = mask[..., None].astype(np.float32)
+    steps_per_epoch = len(labels) // batch
+    network = build_particle_net(cfg.particle_net, num_particles, embedding=cfg.embedding, seed=args.seed)
+    ema = keras.models.clone_model(network)
+    ema.set_weights(network.get_weights())
+    optimizer = make_optimizer(cfg.training, steps_per_epoch)
+    schedule = VPCosineSchedule()
+    decay = cfg.training.ema_decay
+    print(f"particle network: {network.count_params():,} parameters, pt feature {args.pt_feature}, "
+          f"classes {args.classes}, {args.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
+
+    @tf.function
+    def train_step(x, jets, onehot, mask3, seed):
+        time_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        t = schedule.training_times(tf.shape(x)[:1], time_seed)
+        noise = tf.random.stateless_normal(tf.shape(x), seed=noise_seed)
+        z, v = diffuse_with_v_target(x, t, noise, schedule, mask=mask3)
+        inputs = {"z": z, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask3}
+        with tf.GradientTape() as tape:
+            loss = masked_mse(v, network(inputs, training=True), mask3)
+        gradients = tape.gradient(loss, network.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
+        for averaged, raw in zip(ema.weights, network.weights, strict=True):
+            averaged.assign(decay * averaged + (1 - decay) * raw)
+        return loss
+
+    rng = np.random.default_rng(args.seed)
+    start = time.perf_counter()
+    for epoch in range(args.epochs):
+        order, total = rng.permutation(len(labels)), 0.0
+        for k in range(steps_per_epoch):
+            i = order[k * batch : (k + 1) * batch]
+            seed = tf.constant([args.seed * 100_003 + epoch, k], tf.int64)
+            total += float(train_step(particles_norm[i], jets_norm[i], onehot_all[i], mask3_all[i], seed))
+        print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}, "
+              f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+
+    def velocity(z, t, *, jets, class_onehot, mask):
+        return ema({"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}, training=False)
+
+    denoiser = VDenoiser(velocity, schedule)
+    for label in classes:
+        truth, truth_jets = load_class(args.data, JET_CLASSES[label], num_particles, split="test")
+        truth = recenter_particles(truth)
+        n = min(args.jets, len(truth_jets) // 2)
+        reference, other, other_jets = truth[:n], truth[n : 2 * n], truth_jets[n : 2 * n]
+        cond_labels = np.full(n, label, np.int32)
+        _, cond_jets, cond_mask = preprocessor.transform(JetSample(other, other_jets, cond_labels))
+        mask3 = tf.constant(cond_mask[..., None].astype(np.float32))
+        noise = tf.random.stateless_normal([n, num_particles, 3], seed=[args.seed, 1])
+        cond = {
+            "jets": tf.constant(cond_jets),
+            "class_onehot": tf.constant(np.eye(len(JET_CLASSES), dtype=np.float32)[cond_labels]),
+            "mask": mask3,
+        }
+        sampled = ddim_sample(denoiser, noise, schedule, args.steps, mask=mask3, cond=cond).numpy()
+        generated = to_physical(sampled * cond_mask[..., None], cond_jets, cond_labels)
+        mass_ref, mass_other, mass_gen = (relative_mass(p) for p in (reference, other, generated))
+        m_over_pt = other_jets[:, 2] / other_jets[:, 0]
+        real_ref, real_gen = reference[..., 3] > 0, generated[..., 3] > 0
+        w1p = [
+            wasserstein_distance(reference[..., k][real_ref], generated[..., k][real_gen]) for k in range(3)
+        ]
+        w1m, floor = (1e3 * wasserstein_distance(mass_ref, m) for m in (mass_gen, mass_other))
+        corr_truth, corr_gen = (np.corrcoef(m, m_over_pt)[0, 1] for m in (mass_other, mass_gen))
+        print(
+            f"{JET_CLASSES[label]} ({n} jets, {args.steps} steps): W1M {w1m:.2f} floor {floor:.2f} (x1e-3); "
+            f"W1 eta {1e3 * w1p[0]:.2f} phi {1e3 * w1p[1]:.2f} pt {1e3 * w1p[2]:.3f} (x1e-3); "
+            f"corr(mass, m/pT) truth {corr_truth:.3f} generated {corr_gen:.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
