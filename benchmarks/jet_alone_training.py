@@ -1,4 +1,5 @@
-"""Shared pieces of the two jet-network-alone diagnostics (jet_network_alone.py, jet_eta_point_mass.py).
+"""Shared pieces of the networks-alone diagnostics (jet_network_alone.py, jet_eta_point_mass.py,
+particle_network_alone.py).
 
 Both train FPCD's jet network by itself (its loss does not involve the particle network) with the
 v-prediction loss, an EMA copy for sampling, and compare generated jets with jetnet's held-out split.
@@ -21,6 +22,22 @@ def held_out_jets(data_dir: str, jet_class: str, num_jets: int) -> np.ndarray:
     _, jets = read_jetnet_file(os.path.join(data_dir, f"{jet_class}.hdf5"))
     held = np.concatenate([jetnet_split_indices(len(jets), split) for split in ("valid", "test")])
     return jets[held][:num_jets]
+
+
+def ema_optimizer_schedule(network, training_cfg, steps_per_epoch: int):
+    """``(ema, optimizer, schedule)`` for training ``network`` alone as the run trains it.
+
+    ``ema`` is a clone with the same weights, the optimizer the run's (cosine decay over
+    ``training_cfg.epochs * steps_per_epoch``), the schedule FPCD's cosine VP schedule.
+    """
+    import keras
+
+    from gsgm.diffusion import VPCosineSchedule
+    from gsgm.training.optim import make_optimizer
+
+    ema = keras.models.clone_model(network)
+    ema.set_weights(network.get_weights())
+    return ema, make_optimizer(training_cfg, steps_per_epoch), VPCosineSchedule()
 
 
 def make_train_step(network, ema, optimizer, schedule, ema_decay: float, time_power: float = 1.0):

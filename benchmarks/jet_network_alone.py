@@ -47,18 +47,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import keras
     import tensorflow as tf
-    from jet_alone_training import ema_denoiser, held_out_jets, make_train_step
+    from jet_alone_training import ema_denoiser, ema_optimizer_schedule, held_out_jets, make_train_step
     from scipy.stats import wasserstein_distance
 
     from gsgm.config import load_config
     from gsgm.data.preprocessing import JET_CLASSES, JetPreprocessor
-    from gsgm.diffusion import VPCosineSchedule
     from gsgm.diffusion.ddim import ddim_sample
     from gsgm.families.fpcd import load_training_data
     from gsgm.models.jet_resnet import build_jet_net
-    from gsgm.training.optim import make_optimizer
 
     cfg = load_config(os.path.join(args.run, "config.json"))
     cfg.jet_net.num_blocks = args.blocks or cfg.jet_net.num_blocks
@@ -76,10 +73,7 @@ def main() -> None:
     steps_per_epoch = len(x_all) // batch
 
     network = build_jet_net(cfg.jet_net, len(JET_CLASSES), embedding=cfg.embedding, seed=args.seed)
-    ema = keras.models.clone_model(network)
-    ema.set_weights(network.get_weights())
-    optimizer = make_optimizer(cfg.training, steps_per_epoch)
-    schedule = VPCosineSchedule()
+    ema, optimizer, schedule = ema_optimizer_schedule(network, cfg.training, steps_per_epoch)
     decay = cfg.training.ema_decay
     print(f"jet network {cfg.jet_net.num_blocks} x {cfg.jet_net.width}: {network.count_params():,} "
           f"parameters, Fourier scale {cfg.embedding.fourier_scale:g}, t = u^{args.time_power:g}, "

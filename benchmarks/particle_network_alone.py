@@ -46,20 +46,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import keras
     import tensorflow as tf
     from bench_distillation import relative_mass
+    from jet_alone_training import ema_optimizer_schedule
     from scipy.stats import wasserstein_distance
 
     from gsgm.config import load_config
     from gsgm.data.jetnet_format import JET_CLASSES, JetSample
     from gsgm.data.loading import load_class
     from gsgm.data.preprocessing import JetPreprocessor, recenter_particles
-    from gsgm.diffusion import VDenoiser, VPCosineSchedule, diffuse_with_v_target, masked_mse
+    from gsgm.diffusion import VDenoiser, diffuse_with_v_target, masked_mse
     from gsgm.diffusion.ddim import ddim_sample
     from gsgm.families.fpcd import load_training_data
     from gsgm.models import build_particle_net
-    from gsgm.training.optim import make_optimizer
 
     cfg = load_config(os.path.join(args.run, "config.json"))
     cfg.training.epochs = args.epochs
@@ -98,10 +97,7 @@ def main() -> None:
     mask3_all = mask[..., None].astype(np.float32)
     steps_per_epoch = len(labels) // batch
     network = build_particle_net(cfg.particle_net, num_particles, embedding=cfg.embedding, seed=args.seed)
-    ema = keras.models.clone_model(network)
-    ema.set_weights(network.get_weights())
-    optimizer = make_optimizer(cfg.training, steps_per_epoch)
-    schedule = VPCosineSchedule()
+    ema, optimizer, schedule = ema_optimizer_schedule(network, cfg.training, steps_per_epoch)
     decay = cfg.training.ema_decay
     print(f"particle network: {network.count_params():,} parameters, pt feature {args.pt_feature}, "
           f"classes {args.classes}, {args.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
