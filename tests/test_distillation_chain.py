@@ -298,3 +298,22 @@ def test_one_epoch_count_per_stage(base_run, tmp_path):
     distill_chain(FPCD, run, until=1, verbose=0)  # continuing with the stored list: nothing to do
     with pytest.raises(DistillationSetupError, match=r"epochs per stage \[1, 1, 3\], not \[1, 1, 4\]"):
         distill_chain(FPCD, run, until=1, epochs_per_stage=[1, 1, 4], verbose=0)
+
+
+def test_a_stage_ema_warms_up_instead_of_keeping_the_teachers_weights(base_run, chain):
+    """The student's EMA starts as the teacher; with a plain decay (0.9 here, 0.999 in the recipe) a
+    short stage would end holding much of the teacher. The warm-up min(decay, (1 + n) / (10 + n))
+    leaves the averaged weights next to the trained ones."""
+    cfg = tiny_config()
+    teacher = build_model(cfg, cfg.data.num_particles, seed=0)
+    teacher.load_weights(RunDirectory(base_run).inference_weights())
+    student = build_distillation_model(cfg, teacher, 4, seed=0)
+    decays = [float(student.ema_decays(tf.constant(n))["ema_jet_net"]) for n in (0, 5, 10**6)]
+    np.testing.assert_allclose(decays, [0.1, 6 / 15, 0.9], rtol=1e-6)
+
+    model = build_model(cfg, cfg.data.num_particles, seed=0)
+    model.load_weights(RunDirectory(stage_dir(base_run, 4)).latest_checkpoint() / "model.weights.h5")
+    start = np.concatenate([w.ravel() for w in teacher.ema_jet_net.get_weights()])
+    raw = np.concatenate([w.ravel() for w in model.jet_net.get_weights()])
+    averaged = np.concatenate([w.ravel() for w in model.ema_jet_net.get_weights()])
+    assert np.linalg.norm(averaged - raw) < 0.2 * np.linalg.norm(start - raw)

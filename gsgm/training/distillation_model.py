@@ -76,6 +76,19 @@ class DistillationModel(FPCDModel):
         """The teacher (a method, not a property: Keras' weight saving walks properties too)."""
         return self._teacher.value
 
+    def ema_decays(self, step) -> dict[str, tf.Tensor]:
+        """``min(ema_decay, (1 + n) / (10 + n))`` at the stage's optimizer step n (EMA warm-up).
+
+        A stage is short (a few thousand steps), and its EMA copies start as the teacher: with a plain
+        decay of 0.999 a 3-epoch stage of 1,300 steps would still hold e^-1.3 = 27 % of the teacher's
+        weights when it ends (65 % after one epoch), and the 1-step model sampled from that blend is
+        twice as far from the truth in W1M as its own trained weights (BENCHMARKS.md, "EMA warm-up").
+        With the warm-up the average covers roughly the last tenth of the stage's steps.
+        """
+        n = tf.cast(step, tf.float32)
+        decay = tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + n) / (10.0 + n))
+        return {ema: decay for _, ema in self._ema_names}
+
     def compute_losses(self, batch, seeds, *, training: bool, step) -> dict[str, tf.Tensor]:
         """L_jet, L_particle of one batch against the distillation targets (replaces the eq. 1 losses).
 
