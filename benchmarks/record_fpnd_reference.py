@@ -60,7 +60,9 @@ def main() -> None:
         real = jets[..., 3].reshape(-1) > 0
         differing = [node for node in range(len(real)) if real[node] and ours[node] != theirs[node]]
         values[jet_class] = fpnd(jets, jet_class).mean
-        print(f"{jet_class}: FPND {values[jet_class]:.6f}; neighbour index sets differing {len(differing)}")
+        print(
+            f"{jet_class}: FPND {values[jet_class]:.6f}; neighbour index sets differing {len(differing)}"
+        )
     OUT.write_text(
         json.dumps(
             {

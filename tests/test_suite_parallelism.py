@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-GROUPED_TESTS = """
+GROUPED_TESTS = '''
 import os, pathlib, pytest
 
 @pytest.mark.xdist_group("together")
@@ -22,7 +22,7 @@ def test_grouped(i):
 @pytest.mark.parametrize("i", range(6))
 def test_free(i):
     pass
-"""
+'''
 
 
 def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path):
