@@ -15,6 +15,7 @@ import tensorflow as tf
 from gsgm.data.jetnet_format import read_jetnet_file
 from gsgm.data.loading import jetnet_split_indices
 from gsgm.diffusion import VDenoiser, diffuse_with_v_target, masked_mse
+from gsgm.training.base_model import exponential_moving_average
 
 
 def held_out_jets(data_dir: str, jet_class: str, num_jets: int) -> np.ndarray:
@@ -41,33 +42,35 @@ def ema_optimizer_schedule(network, training_cfg, steps_per_epoch: int):
 
 
 def make_train_step(network, ema, optimizer, schedule, ema_decay: float, time_power: float = 1.0):
-    """A compiled ``step(x [B, F], class_onehot [B, C], seed [2] int64) -> loss`` of the v-loss.
+    """A compiled ``step(x [B, ...], cond {name: [B, ...]}, seed [2] int64) -> loss`` of the v-loss.
 
-    Trains on ``t = u ** time_power`` (u the schedule's training times) and updates ``ema`` with
-    ``ema_decay`` after every optimizer step.
+    ``cond`` holds the network's inputs besides ``z`` and ``t`` (``class_onehot``; for the particle
+    network also ``jets`` and ``mask``); a ``mask`` [B, P, 1] also masks the noise and the loss, as in
+    FPCD's training. Trains on ``t = u ** time_power`` (u the schedule's training times) and updates
+    ``ema`` with ``ema_decay`` after every optimizer step.
     """
 
     @tf.function
-    def train_step(x, class_onehot, seed):
+    def train_step(x, cond, seed):
         time_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         t = schedule.training_times(tf.shape(x)[:1], time_seed) ** time_power
         noise = tf.random.stateless_normal(tf.shape(x), seed=noise_seed)
-        z, v = diffuse_with_v_target(x, t, noise, schedule)
+        mask = cond.get("mask")
+        z, v = diffuse_with_v_target(x, t, noise, schedule, mask=mask)
         with tf.GradientTape() as tape:
-            loss = masked_mse(v, network({"z": z, "t": t, "class_onehot": class_onehot}, training=True))
+            loss = masked_mse(v, network({"z": z, "t": t, **cond}, training=True), mask)
         gradients = tape.gradient(loss, network.trainable_variables)
         optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
-        for averaged, raw in zip(ema.weights, network.weights, strict=True):
-            averaged.assign(ema_decay * averaged + (1 - ema_decay) * raw)
+        exponential_moving_average(network, ema, ema_decay)
         return loss
 
     return train_step
 
 
 def ema_denoiser(ema, schedule) -> VDenoiser:
-    """The EMA network as a denoiser for ``ddim_sample`` (condition: ``class_onehot``)."""
+    """The EMA network as a denoiser for ``ddim_sample`` (condition: the network's inputs besides z, t)."""
 
-    def velocity(z, t, *, class_onehot):
-        return ema({"z": z, "t": t, "class_onehot": class_onehot}, training=False)
+    def velocity(z, t, **cond):
+        return ema({"z": z, "t": t, **cond}, training=False)
 
     return VDenoiser(velocity, schedule)

@@ -34,9 +34,8 @@ p.add_argument("--gauss", action="store_true")
 p.add_argument("--blocks", type=int)
 p.add_argument("--width", type=int)
 args = p.parse_args()
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from jet_alone_training import ema_denoiser, held_out_jets, make_train_step  # noqa: E402
+from jet_alone_training import ema_denoiser, ema_optimizer_schedule, held_out_jets, make_train_step  # noqa: E402
 from scipy.special import ndtr, ndtri  # noqa: E402
 from scipy.stats import kurtosis, wasserstein_distance  # noqa: E402
 
@@ -44,10 +43,8 @@ from gsgm.config import load_config  # noqa: E402
 from gsgm.data.jetnet_format import read_jetnet_file  # noqa: E402
 from gsgm.data.loading import jetnet_split_indices  # noqa: E402
 from gsgm.data.preprocessing import JET_CLASSES, JetPreprocessor  # noqa: E402
-from gsgm.diffusion import VPCosineSchedule  # noqa: E402
 from gsgm.diffusion.ddim import ddim_sample  # noqa: E402
 from gsgm.models.jet_resnet import build_jet_net  # noqa: E402
-from gsgm.training.optim import make_optimizer  # noqa: E402
 
 run, data = args.run, args.data
 cfg = load_config(os.path.join(run, "config.json"))
@@ -130,10 +127,7 @@ onehot_all = np.eye(5, dtype=np.float32)[labels]
 batch = cfg.training.batch_size
 spe = len(x_all) // batch
 net = build_jet_net(cfg.jet_net, 5, num_jet_features=x_all.shape[1], embedding=cfg.embedding, seed=0)
-ema = keras.models.clone_model(net)
-ema.set_weights(net.get_weights())
-opt = make_optimizer(cfg.training, spe)
-sch = VPCosineSchedule()
+ema, opt, sch = ema_optimizer_schedule(net, cfg.training, spe)
 decay = cfg.training.ema_decay
 
 
@@ -144,7 +138,7 @@ for ep in range(args.epochs):
     tot = 0.0
     for k in range(spe):
         i = order[k * batch : (k + 1) * batch]
-        tot += float(step(x_all[i], onehot_all[i], tf.constant([ep, k], tf.int64)))
+        tot += float(step(x_all[i], {"class_onehot": onehot_all[i]}, tf.constant([ep, k], tf.int64)))
     if ep % 8 == 7 or ep == args.epochs - 1:
         print(f"epoch {ep + 1} loss {tot / spe:.4f} {time.perf_counter() - t0:.0f}s", flush=True)
 den = ema_denoiser(ema, sch)

@@ -88,7 +88,7 @@ def main() -> None:
         for k in range(steps_per_epoch):
             index = order[k * batch : (k + 1) * batch]
             seed = tf.constant([args.seed * 100_003 + epoch, k], tf.int64)
-            total += float(train_step(x_all[index], onehot_all[index], seed))
+            total += float(train_step(x_all[index], {"class_onehot": onehot_all[index]}, seed))
         print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}, "
               f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
 

@@ -48,14 +48,13 @@ def main() -> None:
 
     import tensorflow as tf
     from bench_distillation import relative_mass
-    from jet_alone_training import ema_optimizer_schedule
+    from jet_alone_training import ema_denoiser, ema_optimizer_schedule, make_train_step
     from scipy.stats import wasserstein_distance
 
     from gsgm.config import load_config
     from gsgm.data.jetnet_format import JET_CLASSES, JetSample
     from gsgm.data.loading import load_class
     from gsgm.data.preprocessing import JetPreprocessor, recenter_particles
-    from gsgm.diffusion import VDenoiser, diffuse_with_v_target, masked_mse
     from gsgm.diffusion.ddim import ddim_sample
     from gsgm.families.fpcd import load_training_data
     from gsgm.models import build_particle_net
@@ -102,20 +101,7 @@ def main() -> None:
     print(f"particle network: {network.count_params():,} parameters, pt feature {args.pt_feature}, "
           f"classes {args.classes}, {args.epochs} epochs of {steps_per_epoch} steps", flush=True)  # fmt: skip
 
-    @tf.function
-    def train_step(x, jets, onehot, mask3, seed):
-        time_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        t = schedule.training_times(tf.shape(x)[:1], time_seed)
-        noise = tf.random.stateless_normal(tf.shape(x), seed=noise_seed)
-        z, v = diffuse_with_v_target(x, t, noise, schedule, mask=mask3)
-        inputs = {"z": z, "t": t, "jets": jets, "class_onehot": onehot, "mask": mask3}
-        with tf.GradientTape() as tape:
-            loss = masked_mse(v, network(inputs, training=True), mask3)
-        gradients = tape.gradient(loss, network.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, network.trainable_variables, strict=True))
-        for averaged, raw in zip(ema.weights, network.weights, strict=True):
-            averaged.assign(decay * averaged + (1 - decay) * raw)
-        return loss
+    train_step = make_train_step(network, ema, optimizer, schedule, decay)
 
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
@@ -124,14 +110,12 @@ def main() -> None:
         for k in range(steps_per_epoch):
             i = order[k * batch : (k + 1) * batch]
             seed = tf.constant([args.seed * 100_003 + epoch, k], tf.int64)
-            total += float(train_step(particles_norm[i], jets_norm[i], onehot_all[i], mask3_all[i], seed))
+            cond = {"jets": jets_norm[i], "class_onehot": onehot_all[i], "mask": mask3_all[i]}
+            total += float(train_step(particles_norm[i], cond, seed))
         print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}, "
               f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
 
-    def velocity(z, t, *, jets, class_onehot, mask):
-        return ema({"z": z, "t": t, "jets": jets, "class_onehot": class_onehot, "mask": mask}, training=False)
-
-    denoiser = VDenoiser(velocity, schedule)
+    denoiser = ema_denoiser(ema, schedule)
     for label in classes:
         truth, truth_jets = load_class(args.data, JET_CLASSES[label], num_particles, split="test")
         truth = recenter_particles(truth)

@@ -36,6 +36,7 @@ from gsgm.diffusion.consistency import sample_consistency  # noqa: E402
 from gsgm.diffusion.distillation import distillation_targets, student_step_times  # noqa: E402
 from gsgm.diffusion.point_cloud import sample_point_clouds  # noqa: E402
 from gsgm.diffusion.samplers import sample_pc, sample_probability_flow  # noqa: E402
+from gsgm.training.base_model import DiffusionTrainingModel  # noqa: E402
 from gsgm.training.distillation_model import DistillationModel  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -86,7 +87,7 @@ class PlainEmaDistillationModel(DistillationModel):
     """
 
     def ema_decays(self, step):
-        return {ema: self.ema_decay for _, ema in self._ema_names}
+        return DiffusionTrainingModel.ema_decays(self, step)
 
 
 def test_fpcd_sampling_training_and_distillation(reference):

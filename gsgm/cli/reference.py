@@ -164,17 +164,15 @@ def _gen_arguments(settings: RecipeSettings) -> list[str]:
 
 
 def _gsgm(*words: str, **options: object) -> list[str]:
-    """``gsgm WORDS --option value ...``: underscores in option names become dashes, True is a bare flag."""
+    """``gsgm WORDS --option value ...``: underscores in option names become dashes, True is a bare flag,
+    a list is comma-separated (``--epochs-per-stage 1,1,2``)."""
     argv = ["gsgm", *words]
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")
+        if isinstance(value, list):
+            value = ",".join(str(item) for item in value)
         argv += [flag] if value is True else [flag, str(value)]
     return argv
-
-
-def _epoch_list(epochs: int | list[int]) -> str:
-    """``--epochs-per-stage``'s text for one count or one count per stage."""
-    return str(epochs) if isinstance(epochs, int) else ",".join(str(e) for e in epochs)
 
 
 def reference_stages(settings: RecipeSettings):
@@ -207,11 +205,7 @@ def reference_stages(settings: RecipeSettings):
     if settings.distils:
         start = {} if settings.steps is None else {"start_steps": settings.steps}
         distill = _gsgm(
-            "distill",
-            run=settings.run_dir,
-            until=1,
-            epochs_per_stage=_epoch_list(settings.distill_epochs),
-            **start,
+            "distill", run=settings.run_dir, until=1, epochs_per_stage=settings.distill_epochs, **start
         )
         stages.append(
             Stage("distill", distill, nominal["distill"], description="progressive distillation to 1 step")

@@ -100,10 +100,10 @@ def stage_is_complete(path: str | os.PathLike) -> bool:
 
 
 def _epochs_value(epochs: int | Sequence[int]) -> int | list[int]:
-    """``epochs_per_stage`` as the chain file stores it: an int, or a list of ints (one per stage)."""
-    if isinstance(epochs, int):
-        return epochs
-    return [int(e) for e in epochs]
+    """A count as the chain file stores it: an int, or a list of ints (epochs, one per stage)."""
+    if isinstance(epochs, Sequence):
+        return [int(e) for e in epochs]
+    return int(epochs)
 
 
 def _stage_epochs(epochs: int | list[int], steps: list[int]) -> list[int]:

@@ -82,7 +82,7 @@ class DistillationModel(FPCDModel):
         A stage is short (a few thousand steps), and its EMA copies start as the teacher: with a plain
         decay of 0.999 a 3-epoch stage of 1,300 steps would still hold e^-1.3 = 27 % of the teacher's
         weights when it ends (65 % after one epoch), and the 1-step model sampled from that blend is
-        twice as far from the truth in W1M as its own trained weights (BENCHMARKS.md, "EMA warm-up").
+        twice as far from the truth in W1M as its own trained weights (BENCHMARKS.md, "The 1-step gap").
         With the warm-up the average covers roughly the last tenth of the stage's steps.
         """
         n = tf.cast(step, tf.float32)
