@@ -84,16 +84,20 @@ class DataConfig(Section):
         multiplicity dequantised first; "standard" standardises them as the released code does, which
         leaves the saturated multiplicity a point mass that keeps the jet network from learning the
         non-Gaussian jet eta (BENCHMARKS.md, "The jet eta gap found").
+    pt_feature: the particles' pt feature before standardising: "log1m", FPCD's log(1 - pt_rel), or
+        "log", log(pt_rel), which makes the model's errors relative rather than absolute and with them
+        the soft wide-angle particles' contribution to the jet mass (BENCHMARKS.md, "The W1M gap found").
     """
 
-    # A run's config.json written before jet_transform existed still loads; its preprocessing.json,
-    # not this default, says how that run's jets were normalised.
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_transform",)
+    # A run's config.json written before jet_transform or pt_feature existed still loads; its
+    # preprocessing.json, not these defaults, says how that run's jets were normalised.
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_transform", "pt_feature")
 
     num_particles: int = 30
     classes: list[str] = Field(default_factory=lambda: list(JET_CLASSES))
     recenter: bool = True
     jet_transform: Literal["quantile", "standard"] = "quantile"
+    pt_feature: Literal["log1m", "log"] = "log1m"
 
     def check(self) -> None:
         check_particles_and_classes(self)
@@ -135,7 +139,7 @@ class JetNetConfig(Section):
 
 
 class ParticleNetConfig(Section):
-    """DeepSets + Transformer encoder for the particle features (eta_rel, phi_rel, log(1 - pT_rel)).
+    """DeepSets + Transformer encoder for the particle features (eta_rel, phi_rel, ``data.pt_feature``).
 
     embed_dim: width of the per-particle latent space and of the transformer stream (paper: 64).
     num_transformer_blocks: pre-LayerNorm transformer encoder blocks (paper: 8).

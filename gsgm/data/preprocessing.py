@@ -7,10 +7,16 @@ The chain follows FPCD (Mikuni, Nachman, Pettee; ``scripts/utils.py`` of the ori
    is not stored. Training data are recentred, generated jets come out recentred (``inverse``
    recentres them again, as FPCD does), so evaluation must compare against recentred truth, e.g.
    ``JetSample(recenter_particles(truth.particles), truth.jets, truth.labels)``.
-2. ``pt_rel -> log(1 - pt_rel)``, which maps the steeply falling pt_rel in [0, 1) onto (-inf, 0]
-   and makes its distribution much closer to a Gaussian.
+2. ``pt_rel -> log(1 - pt_rel)`` (``pt_feature="log1m"``, FPCD's choice), which maps the steeply
+   falling pt_rel in [0, 1) onto (-inf, 0], or ``pt_rel -> log(pt_rel)`` (``"log"``). For the soft
+   particles, which are most of them, log(1 - pt_rel) is about -pt_rel: after standardising, an error
+   of the model is an *absolute* error of pt_rel of size error x std (the std set by the few hard
+   particles), and a soft particle at a wide angle carries much of the jet mass. log(pt_rel) makes
+   every error relative: the same standardised noise (0.1 per particle) on the truth moves W1M of
+   W-boson jets from its floor 1.36e-3 to 7.9e-3 through log(1 - pt_rel) and to 2.0e-3 through
+   log(pt_rel); light quarks 20.3e-3 against 2.3e-3 (BENCHMARKS.md, "The W1M gap found").
 3. Per-class standardisation (mean 0, standard deviation 1 on the fit data) of the real (mask = 1)
-   particles' (eta_rel, phi_rel, log(1 - pt_rel)); padded slots are set to exactly 0 and do not enter
+   particles' (eta_rel, phi_rel, pt feature); padded slots are set to exactly 0 and do not enter
    the statistics.
 4. The jet features (pt, eta, mass, num_particles), per class, either standardised as the particles
    (``jet_transform="standard"``, FPCD's choice) or, by default (``"quantile"``), Gaussianised: the
@@ -54,8 +60,10 @@ from gsgm.data.preprocessing_file import (
     FORMAT_VERSION,
     JET_TRANSFORMS,
     NORM_PARTICLE_FEATURES,
+    PT_FEATURES,
     PreprocessingFileError,
     parse_preprocessing_file,
+    particle_feature_names,
 )
 from gsgm.utils.atomic import write_json_atomic
 
@@ -67,6 +75,9 @@ NUM_PARTICLE_FEATURES = len(NORM_PARTICLE_FEATURES)
 # Largest float32 below 1: pt_rel is clipped to [0, PT_REL_MAX] so that log(1 - pt_rel) stays finite
 # and the float32 output is still strictly below 1.
 PT_REL_MAX = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
+# Smallest positive normal float32: a real particle's pt_rel is clipped to at least this, so that
+# log(pt_rel) stays finite (JetNet constituents have pt_rel above 1e-5).
+PT_REL_MIN = float(np.finfo(np.float32).tiny)
 # A feature whose spread in one class is below this (e.g. num_particles when every jet of the class
 # fills all slots) is only shifted, not scaled: dividing by ~0 would blow up float noise.
 STD_FLOOR = 1e-8
@@ -199,8 +210,9 @@ class JetPreprocessor:
         recenter: whether :func:`recenter_particles` is applied in ``transform`` and ``inverse``.
         jet_mean, jet_std: [5, 4] float64 per JET_CLASSES index, for (pt [GeV], eta, mass [GeV],
             num_particles); rows of classes absent from the fit data are NaN.
-        particle_mean, particle_std: [5, 3] float64 for (eta_rel, phi_rel, log(1 - pt_rel)) of real
+        particle_mean, particle_std: [5, 3] float64 for (eta_rel, phi_rel, pt feature) of real
             particles; NaN rows for absent classes.
+        pt_feature: "log1m" (log(1 - pt_rel), FPCD's) or "log" (log(pt_rel)); see the module docstring.
         max_delta_r: [5] float64, the largest distance sqrt(eta_rel^2 + phi_rel^2) of a real fit
             particle from its (recentred) jet axis; ``inverse`` confines generated particles to it.
         jet_transform: "quantile" (Gaussianised jet features, the default) or "standard" (FPCD's
@@ -209,14 +221,23 @@ class JetPreprocessor:
             of (pt, eta, mass, dequantised num_particles) of its fit jets; used if "quantile".
     """
 
-    def __init__(self, num_particles: int, recenter: bool = True, jet_transform: str = "quantile"):
+    def __init__(
+        self,
+        num_particles: int,
+        recenter: bool = True,
+        jet_transform: str = "quantile",
+        pt_feature: str = "log1m",
+    ):
         if int(num_particles) < 1:
             raise ValueError(f"num_particles must be >= 1, got {num_particles}")
         if jet_transform not in JET_TRANSFORMS:
             raise ValueError(f"jet_transform must be one of {list(JET_TRANSFORMS)}, got {jet_transform!r}")
+        if pt_feature not in PT_FEATURES:
+            raise ValueError(f"pt_feature must be one of {list(PT_FEATURES)}, got {pt_feature!r}")
         self.num_particles = int(num_particles)
         self.recenter = bool(recenter)
         self.jet_transform = jet_transform
+        self.pt_feature = pt_feature
         self.jet_quantiles: list[np.ndarray | None] = [None] * NUM_CLASSES
         self.jet_mean = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
         self.jet_std = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
@@ -230,7 +251,8 @@ class JetPreprocessor:
     def __repr__(self) -> str:
         return (
             f"JetPreprocessor(num_particles={self.num_particles}, recenter={self.recenter}, "
-            f"jet_transform={self.jet_transform!r}, fitted_classes={self.fitted_classes})"
+            f"jet_transform={self.jet_transform!r}, pt_feature={self.pt_feature!r}, "
+            f"fitted_classes={self.fitted_classes})"
         )
 
     # ---------------------------------------------------------------------------------------- fitting
@@ -261,17 +283,22 @@ class JetPreprocessor:
 
     @classmethod
     def fit(
-        cls, sample: JetSample, recenter: bool = True, jet_transform: str = "quantile", seed: int = 0
+        cls,
+        sample: JetSample,
+        recenter: bool = True,
+        jet_transform: str = "quantile",
+        seed: int = 0,
+        pt_feature: str = "log1m",
     ) -> JetPreprocessor:
         """Compute per-class statistics on ``sample`` (normally the training split only).
 
         Jet statistics are over the class's jets; particle statistics over its real (mask = 1)
-        particles after recentring (if ``recenter``) and the log(1 - pt_rel) transform. Population
+        particles after recentring (if ``recenter``) and the pt transform (``pt_feature``). Population
         standard deviations; a spread below STD_FLOOR is replaced by 1 (the feature is only shifted).
         With ``jet_transform="quantile"`` also min(JET_QUANTILES, n) quantiles per class of each jet
         feature, the multiplicity dequantised with a generator seeded by ``seed``.
         """
-        pre = cls(sample.num_particles, recenter=recenter, jet_transform=jet_transform)
+        pre = cls(sample.num_particles, recenter=recenter, jet_transform=jet_transform, pt_feature=pt_feature)
         feats, jets, mask, labels = pre._features64(sample)
         dequantised = _dequantise(jets, seed) if jet_transform == "quantile" else None
         for index in range(NUM_CLASSES):
@@ -303,7 +330,7 @@ class JetPreprocessor:
         """Float64 (features [N,P,3], jets [N,4], mask [N,P] bool, labels [N] int) before standardising.
 
         Applies recentring (if enabled), JetNet ordering (real particles first by decreasing pt_rel; a
-        no-op on valid JetNet data) and pt_rel -> log(1 - pt_rel); padded slots are 0.
+        no-op on valid JetNet data) and the pt transform (``pt_feature``); padded slots are 0.
         """
         particles = np.asarray(sample.particles)
         jets = np.asarray(sample.jets, dtype=np.float64)
@@ -332,10 +359,21 @@ class JetPreprocessor:
             # particles are clipped, and the round trip is then exact only for the others.
             log.warning("%d real particles have pt_rel outside [0, 1); clipped", int(out_of_range.sum()))
         pt = np.clip(pt, 0.0, PT_REL_MAX)
-        # log1p keeps full precision for small pt_rel, where 1 - pt_rel would round.
-        feats = np.stack([eta, phi, np.log1p(-pt)], axis=-1)
+        feats = np.stack([eta, phi, self._pt_to_feature(pt)], axis=-1)
         feats = np.where(mask[..., None], feats, 0.0)
         return feats, jets, mask, labels
+
+    def _pt_to_feature(self, pt: np.ndarray) -> np.ndarray:
+        """pt_rel in [0, 1) -> the pt feature before standardising (float64, any shape)."""
+        if self.pt_feature == "log":
+            return np.log(np.maximum(pt, PT_REL_MIN))
+        # log1p keeps full precision for small pt_rel, where 1 - pt_rel would round.
+        return np.log1p(-pt)
+
+    def _feature_to_pt(self, feature: np.ndarray) -> np.ndarray:
+        """Inverse of ``_pt_to_feature``, clipped to [0, PT_REL_MAX] (the model can overshoot)."""
+        pt = np.exp(feature) if self.pt_feature == "log" else -np.expm1(feature)
+        return np.clip(pt, 0.0, PT_REL_MAX)
 
     def transform(self, sample: JetSample, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalise a sample for the diffusion models.
@@ -345,7 +383,7 @@ class JetPreprocessor:
             seed: seeds the dequantisation of the multiplicity (``jet_transform="quantile"`` only).
 
         Returns:
-            particles_norm: [N, P, 3] float32 standardised (eta_rel, phi_rel, log(1 - pt_rel)), padded
+            particles_norm: [N, P, 3] float32 standardised (eta_rel, phi_rel, pt feature), padded
                 slots exactly 0; real particles first, by decreasing pt_rel.
             jets_norm: [N, 4] float32 standardised or Gaussianised (pt, eta, mass, num_particles).
             mask: [N, P] float32, 1 for real particles (the first num_particles slots of each jet).
@@ -462,8 +500,8 @@ class JetPreprocessor:
         The multiplicity n of each jet is the num_particles its jet features map back to (rounded for
         "standard", rounded up for the dequantised "quantile") clipped to [1, P]; the first n slots
         are the real particles (as in ``multiplicity_mask``), the others are set to exactly 0 whatever
-        the model put there. pt_rel = 1 - exp(x) is clipped to [0, 1) (the
-        model can overshoot the physical range). The real particles are then sorted by decreasing
+        the model put there. pt_rel (1 - exp(x) or exp(x), by ``pt_feature``) is clipped to [0, 1)
+        (the model can overshoot the physical range). The real particles are then sorted by decreasing
         pt_rel, because the particle model is permutation-equivariant and its slot order means nothing
         while the JetNet format and evaluation code (leading-particle observables) assume that order;
         and, if ``recenter``, the jets are recentred as in FPCD, so generated jets are canonical too.
@@ -473,7 +511,7 @@ class JetPreprocessor:
         (:func:`confine_to_cone`); confining and recentring alternate ``CONFINE_ITERATIONS`` times.
 
         Args:
-            particles_norm: [N, P, 3] standardised (eta_rel, phi_rel, log(1 - pt_rel)).
+            particles_norm: [N, P, 3] standardised (eta_rel, phi_rel, pt feature).
             jets_norm: [N, 4] normalised (pt, eta, mass, num_particles), as ``transform`` makes them.
             labels: [N] class indices into JET_CLASSES.
 
@@ -501,7 +539,7 @@ class JetPreprocessor:
         p64 = np.where(mask[..., None], particles_norm.astype(np.float64), 0.0)
         feats = p64 * self.particle_std[labels][:, None, :] + self.particle_mean[labels][:, None, :]
         eta, phi = feats[..., 0], feats[..., 1]
-        pt = np.clip(-np.expm1(feats[..., 2]), 0.0, PT_REL_MAX)
+        pt = self._feature_to_pt(feats[..., 2])
         eta, phi, pt = (np.where(mask, a, 0.0) for a in (eta, phi, pt))
         order = _order_real_by_pt(pt, mask)
         eta, phi, pt = (_take(a, order) for a in (eta, phi, pt))  # mask is a prefix: unchanged
@@ -538,7 +576,7 @@ class JetPreprocessor:
             "recenter": self.recenter,
             "classes": list(JET_CLASSES),
             "jet_features": list(JET_FEATURES),
-            "particle_features": list(NORM_PARTICLE_FEATURES),
+            "particle_features": particle_feature_names(self.pt_feature),
             "jet_mean": rows(self.jet_mean),
             "jet_std": rows(self.jet_std),
             "particle_mean": rows(self.particle_mean),
@@ -554,6 +592,7 @@ class JetPreprocessor:
             ]
             if self.jet_transform == "quantile"
             else None,
+            "pt_feature": self.pt_feature,
         }
 
     @classmethod
@@ -566,7 +605,10 @@ class JetPreprocessor:
         parsed = parse_preprocessing_file(data, source)
         # Files written before the quantile transform existed standardised the jets.
         pre = cls(
-            parsed.num_particles, recenter=parsed.recenter, jet_transform=parsed.jet_transform or "standard"
+            parsed.num_particles,
+            recenter=parsed.recenter,
+            jet_transform=parsed.jet_transform or "standard",
+            pt_feature=parsed.pt_feature or "log1m",  # files before the choice: FPCD's
         )
         if parsed.jet_quantiles is not None:
             pre.jet_quantiles = [

@@ -23,6 +23,7 @@ __all__ = [
     "FORMAT_VERSION",
     "JET_TRANSFORMS",
     "NORM_PARTICLE_FEATURES",
+    "PT_FEATURES",
     "PreprocessingFile",
     "PreprocessingFileError",
     "parse_preprocessing_file",
@@ -31,6 +32,16 @@ __all__ = [
 FORMAT_NAME = "gsgm.JetPreprocessor"
 FORMAT_VERSION = 1
 NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "log(1-pt_rel)")
+# The particles' third feature before standardising, by its name in the config and the file: FPCD's
+# log(1 - pt_rel), or log(pt_rel) (gsgm.data.preprocessing explains the choice).
+PT_FEATURES: dict[str, str] = {"log1m": "log(1-pt_rel)", "log": "log(pt_rel)"}
+
+
+def particle_feature_names(pt_feature: str) -> list[str]:
+    """The three standardised particle features' names for ``pt_feature`` (a key of PT_FEATURES)."""
+    return ["eta_rel", "phi_rel", PT_FEATURES[pt_feature]]
+
+
 ARRAYS: tuple[str, ...] = ("jet_mean", "jet_std", "particle_mean", "particle_std")
 # How the jet features are normalised: FPCD's per-class standardisation, or Gaussianised per class
 # through stored quantiles (gsgm.data.preprocessing explains why that is the default).
@@ -58,6 +69,7 @@ class PreprocessingFile(Section):
         "max_delta_r",
         "jet_transform",
         "jet_quantiles",
+        "pt_feature",
     )
 
     format: Literal["gsgm.JetPreprocessor"]
@@ -80,6 +92,8 @@ class PreprocessingFile(Section):
     # Per class null or 4 lists (pt, eta, mass, dequantised num_particles) of >= 2 non-decreasing
     # quantiles of its fit jets; required (with fit_counts) when jet_transform is "quantile".
     jet_quantiles: list[list[list[float]] | None] | None = None
+    # Files written before the choice existed have none and used FPCD's log(1 - pt_rel).
+    pt_feature: Literal["log1m", "log"] | None = None
 
     def check(self) -> None:
         if self.classes != list(JET_CLASSES):
@@ -87,7 +101,8 @@ class PreprocessingFile(Section):
                 "classes",
                 f"must be {list(JET_CLASSES)} (class order of the statistics), got {self.classes!r}",
             )
-        for key, names in (("jet_features", JET_FEATURES), ("particle_features", NORM_PARTICLE_FEATURES)):
+        particle_names = particle_feature_names(self.pt_feature or "log1m")
+        for key, names in (("jet_features", JET_FEATURES), ("particle_features", particle_names)):
             value = getattr(self, key)
             if value is not None and value != list(names):
                 raise invalid(key, f"must be {list(names)}, got {value!r}")

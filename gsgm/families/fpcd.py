@@ -150,6 +150,7 @@ def load_training_data(
             sample.select(train_idx),
             recenter=cfg.data.recenter,
             jet_transform=cfg.data.jet_transform,
+            pt_feature=cfg.data.pt_feature,
             seed=cfg.training.seed,
         )
     particles, jets, mask = preprocessor.transform(sample, seed=cfg.training.seed)
