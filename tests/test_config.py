@@ -94,6 +94,7 @@ BAD = [
     (("embedding", "time_dims"), 32, "embedding.time_dims"),
     (("data", "recenter"), 1, "data.recenter"),
     (("data", "jet_transform"), "gaussian", "data.jet_transform"),
+    (("data", "pt_feature"), "sqrt", "data.pt_feature"),
     (("training", "grad_clip_norm"), "none", "training.grad_clip_norm"),
     (("particle_net",), [], "particle_net"),
     (("jet_net", "width"), -64, "jet_net.width"),  # invalid values
@@ -133,6 +134,12 @@ def test_a_config_from_before_jet_transform_loads_with_the_quantile_transform():
         config_from_dict(_mutate(_base(), ("data", "jet_transform"), DELETE)).data.jet_transform == "quantile"
     )
     assert config_from_dict(_base()).data.jet_transform == _base()["data"]["jet_transform"]
+
+
+def test_a_config_from_before_pt_feature_loads_with_fpcds_feature():
+    assert "pt_feature" not in _base()["data"]  # configs/quick.json predates the key
+    assert config_from_dict(_base()).data.pt_feature == "log1m"
+    assert config_from_dict(_mutate(_base(), ("data", "pt_feature"), "log")).data.pt_feature == "log"
 
 
 def test_null_grad_clip_norm_is_allowed():
