@@ -12,6 +12,7 @@ from scipy import stats
 from gsgm.data.jetnet_format import JET_CLASSES, JetSample, validate_arrays
 from gsgm.data.preprocessing import (
     PT_REL_MAX,
+    PT_REL_MIN,
     JetPreprocessor,
     PreprocessingFileError,
     UnfittedClassError,
@@ -445,7 +446,7 @@ def test_pt_feature_round_trips_and_is_saved(real_jets, pt_feature, tmp_path):
     particles_norm, jets_norm, mask = pre.transform(real_jets)
     real = mask > 0
     pt = _recentred(real_jets).particles[..., 2].astype(np.float64)
-    expected = np.log(np.where(pt > 0, pt, 1.0)) if pt_feature == "log" else np.log1p(-pt)
+    expected = np.log(np.maximum(pt, PT_REL_MIN)) if pt_feature == "log" else np.log1p(-pt)
     standardised = (expected - pre.particle_mean[real_jets.labels][:, None, 2]) / pre.particle_std[
         real_jets.labels
     ][:, None, 2]
@@ -458,6 +459,24 @@ def test_pt_feature_round_trips_and_is_saved(real_jets, pt_feature, tmp_path):
         "log(pt_rel)" if pt_feature == "log" else "log(1-pt_rel)"
     )
     np.testing.assert_array_equal(loaded.transform(real_jets)[0], particles_norm)
+
+
+def test_log_pt_floors_ultra_soft_particles():
+    # A constituent with pt_rel 1e-16 (the generator's W jets have some) is not a -20 sigma outlier of
+    # log(pt_rel): it enters at the floor, and comes back at the floor, which no observable can tell.
+    sample = make_synthetic_jets(50, 30, seed=8)
+    particles = sample.particles.copy()
+    particles[0, int(sample.jets[0, 3]) - 1, 2] = 1e-16
+    sample = JetSample(particles, sample.jets, sample.labels)
+    pre = JetPreprocessor.fit(sample, recenter=False, pt_feature="log")
+    particles_norm, jets_norm, mask = pre.transform(sample)
+    real = particles_norm[..., 2][mask > 0]
+    assert real.min() == pytest.approx(particles_norm[0, int(sample.jets[0, 3]) - 1, 2])
+    label = int(sample.labels[0])
+    expected = (np.log(PT_REL_MIN) - pre.particle_mean[label, 2]) / pre.particle_std[label, 2]
+    assert particles_norm[0, int(sample.jets[0, 3]) - 1, 2] == pytest.approx(expected, rel=1e-5)
+    pf, _ = pre.inverse(particles_norm, jets_norm, sample.labels)
+    assert pf[0, int(sample.jets[0, 3]) - 1, 2] == pytest.approx(PT_REL_MIN, rel=1e-4)
 
 
 def test_files_from_before_the_pt_feature_load_as_fpcd_and_a_mismatch_is_named():
