@@ -86,7 +86,7 @@ class DataConfig(Section):
         non-Gaussian jet eta (BENCHMARKS.md, "The jet eta gap found").
     pt_feature: the particles' pt feature before standardising: "log1m", FPCD's log(1 - pt_rel), or
         "log", log(pt_rel), which makes the model's errors relative rather than absolute and with them
-        the soft wide-angle particles' contribution to the jet mass (BENCHMARKS.md, "The W1M gap found").
+        the soft wide-angle particles' contribution to the jet mass (BENCHMARKS.md, "The pt feature").
     """
 
     # A run's config.json written before jet_transform or pt_feature existed still loads; its

@@ -14,7 +14,7 @@ The chain follows FPCD (Mikuni, Nachman, Pettee; ``scripts/utils.py`` of the ori
    particles), and a soft particle at a wide angle carries much of the jet mass. log(pt_rel) makes
    every error relative: the same standardised noise (0.1 per particle) on the truth moves W1M of
    W-boson jets from its floor 1.36e-3 to 7.9e-3 through log(1 - pt_rel) and to 2.0e-3 through
-   log(pt_rel); light quarks 20.3e-3 against 2.3e-3 (BENCHMARKS.md, "The W1M gap found").
+   log(pt_rel); light quarks 20.3e-3 against 2.3e-3 (BENCHMARKS.md, "The pt feature").
 3. Per-class standardisation (mean 0, standard deviation 1 on the fit data) of the real (mask = 1)
    particles' (eta_rel, phi_rel, pt feature); padded slots are set to exactly 0 and do not enter
    the statistics.
