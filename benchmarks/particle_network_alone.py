@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-PT_FEATURES = ("log1m", "log")
+from gsgm.data.preprocessing_file import PT_FEATURES  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the run's JetNet-format directory")
     parser.add_argument("--classes", default="w", help="comma-separated classes to train and evaluate")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--pt-feature", choices=PT_FEATURES, default="log1m")
+    parser.add_argument("--pt-feature", choices=list(PT_FEATURES), default="log1m")
     parser.add_argument("--steps", default="64", help="DDIM steps, comma-separated for several")
     parser.add_argument(
         "--mass-ratio-condition",
@@ -56,7 +56,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a particle_net setting of the run's config (integers), e.g. pair_bias_dim=16",
+        help="override a particle_net setting of the run's config (integers), e.g. num_heads=4",
     )
     parser.add_argument("--time-power", type=float, default=1.0, help="train on t = u ** power")
     parser.add_argument("--save", help="write the truth halves and generated particles to this .npz")
@@ -99,19 +99,18 @@ def main() -> None:
     def to_physical(sampled: np.ndarray, cond_jets: np.ndarray, cond_labels: np.ndarray) -> np.ndarray:
         return preprocessor.inverse(sampled, cond_jets, cond_labels)[0]
 
-    log_ratio_mean = log_ratio_std = 0.0
-    if args.mass_ratio_condition:
-        raw_jets = training.sample.jets[training.train_idx][keep]
-        log_ratio = np.log(raw_jets[:, 2] / raw_jets[:, 0])
-        log_ratio_mean, log_ratio_std = log_ratio.mean(), log_ratio.std()
-        jets_norm = np.concatenate([jets_norm, ((log_ratio - log_ratio_mean) / log_ratio_std)[:, None]], -1)
-        jets_norm = jets_norm.astype(np.float32)
+    # The 5th condition, log(m / pT) of the raw jets, standardised over the training jets.
+    train_jets = training.sample.jets[training.train_idx][keep]  # [N, 4] raw (pT, eta, mass, N)
+    train_log_ratio = np.log(train_jets[:, 2] / train_jets[:, 0])
+    log_ratio_mean, log_ratio_std = train_log_ratio.mean(), train_log_ratio.std()
 
     def with_mass_ratio(cond_jets: np.ndarray, raw_jets: np.ndarray) -> np.ndarray:
         if not args.mass_ratio_condition:
             return cond_jets
         ratio = (np.log(raw_jets[:, 2] / raw_jets[:, 0]) - log_ratio_mean) / log_ratio_std
         return np.concatenate([cond_jets, ratio[:, None]], -1).astype(np.float32)
+
+    jets_norm = with_mass_ratio(jets_norm, train_jets)
 
     onehot_all = np.eye(len(JET_CLASSES), dtype=np.float32)[labels]
     mask3_all = mask[..., None].astype(np.float32)

@@ -31,15 +31,16 @@ __all__ = [
 
 FORMAT_NAME = "gsgm.JetPreprocessor"
 FORMAT_VERSION = 1
-NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", "log(1-pt_rel)")
 # The particles' third feature before standardising, by its name in the config and the file: FPCD's
 # log(1 - pt_rel), or log(pt_rel) (gsgm.data.preprocessing explains the choice).
 PT_FEATURES: dict[str, str] = {"log1m": "log(1-pt_rel)", "log": "log(pt_rel)"}
+# The standardised particle features with FPCD's pt feature (what files without "pt_feature" hold).
+NORM_PARTICLE_FEATURES: tuple[str, ...] = ("eta_rel", "phi_rel", PT_FEATURES["log1m"])
 
 
 def particle_feature_names(pt_feature: str) -> list[str]:
     """The three standardised particle features' names for ``pt_feature`` (a key of PT_FEATURES)."""
-    return ["eta_rel", "phi_rel", PT_FEATURES[pt_feature]]
+    return [*NORM_PARTICLE_FEATURES[:2], PT_FEATURES[pt_feature]]
 
 
 ARRAYS: tuple[str, ...] = ("jet_mean", "jet_std", "particle_mean", "particle_std")
