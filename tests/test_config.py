@@ -95,6 +95,7 @@ BAD = [
     (("data", "recenter"), 1, "data.recenter"),
     (("data", "jet_transform"), "gaussian", "data.jet_transform"),
     (("data", "pt_feature"), "sqrt", "data.pt_feature"),
+    (("data", "pt_sum"), "yes", "data.pt_sum"),
     (("training", "grad_clip_norm"), "none", "training.grad_clip_norm"),
     (("particle_net",), [], "particle_net"),
     (("jet_net", "width"), -64, "jet_net.width"),  # invalid values
@@ -140,6 +141,12 @@ def test_a_config_from_before_pt_feature_loads_with_fpcds_feature():
     assert "pt_feature" not in _base()["data"]  # configs/quick.json predates the key
     assert config_from_dict(_base()).data.pt_feature == "log1m"
     assert config_from_dict(_mutate(_base(), ("data", "pt_feature"), "log")).data.pt_feature == "log"
+
+
+def test_a_config_from_before_pt_sum_loads_with_fpcds_four_jet_features():
+    assert "pt_sum" not in _base()["data"]
+    assert config_from_dict(_base()).data.pt_sum is False
+    assert config_from_dict(_mutate(_base(), ("data", "pt_sum"), True)).data.pt_sum is True
 
 
 def test_null_grad_clip_norm_is_allowed():

@@ -76,6 +76,22 @@ def test_fpd_kpd_of_a_sample_with_itself_vanish(halves):
     assert abs(kpd.mean) < 2 * kpd.std
 
 
+def test_fpd_features_scale_as_powers_of_the_summed_pt(halves):
+    # Why the generated jets' summed pt_rel matters to FPD (data.pt_sum): the features are un-normalised
+    # EFPs, the first is sum_i z_i itself and an EFP of n vertices scales as f^n when every z_i of a
+    # jet is multiplied by f, so a spread of the per-jet pT scale moves all 36 features together.
+    a = halves[0]
+    features = M.fpd_kpd_features(a)
+    np.testing.assert_allclose(features[:, 0], (a[..., 2] * a[..., 3]).sum(axis=1), rtol=1e-6)
+    harder = a.copy()
+    harder[..., 2] *= 1.1
+    powers = np.log(M.fpd_kpd_features(harder) / features) / np.log(1.1)
+    assert np.allclose(powers, np.rint(powers), atol=1e-4) and powers.min() >= 1 - 1e-4
+    assert set(np.rint(powers[0]).astype(int)) == set(range(1, 9)), powers[
+        0
+    ]  # 1 to 8 vertices (4 separate edges)
+
+
 def test_wider_jets_exceed_the_floor(halves, floors):
     a, b, _, _ = halves
     shifted = widened(b, 1.3)  # jet mass about 30 % larger

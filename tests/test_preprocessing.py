@@ -514,3 +514,57 @@ def test_log_pt_makes_the_jet_mass_robust_to_standardised_errors(real_jets30):
             _relative_mass(noisy), _relative_mass(truth.particles)
         )
     assert shifts["log"] < shifts["log1m"] / 3, shifts
+
+
+def _summed_pt(particles: np.ndarray) -> np.ndarray:
+    return (particles[..., 2].astype(np.float64) * particles[..., 3]).sum(axis=1)
+
+
+@pytest.mark.parametrize("jet_transform", ["quantile", "standard"])
+def test_pt_sum_is_a_fifth_jet_feature_that_round_trips_and_is_saved(real_jets, jet_transform, tmp_path):
+    pre = JetPreprocessor.fit(real_jets, pt_sum=True, jet_transform=jet_transform, pt_feature="log")
+    particles_norm, jets_norm, _ = pre.transform(real_jets)
+    assert pre.num_jet_features == 5 and jets_norm.shape == (len(real_jets), 5)
+    truth = _recentred(real_jets)
+    # The fifth feature is the summed pt_rel of the stored particles: at 30 particles most jets are
+    # truncated (below 1), at 150 most are complete (1 up to the scalar-vs-vector sum of pT).
+    np.testing.assert_allclose(
+        pre._jets_from_scores(jets_norm, real_jets.labels)[:, 4], _summed_pt(truth.particles), atol=1e-6
+    )
+    pf, jf = pre.inverse(particles_norm, jets_norm, real_jets.labels)
+    assert jf.shape == (len(real_jets), 4)  # JetNet's jet features: the sum is not one of them
+    np.testing.assert_allclose(pf, truth.particles, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(jf[:, [0, 2]], real_jets.jets[:, [0, 2]], rtol=1e-5)
+    np.testing.assert_array_equal(pre.inverse_jets(jets_norm, real_jets.labels), jf)
+    saved = json.loads(pre.save(tmp_path / "preprocessing.json").read_text())
+    assert saved["pt_sum"] is True and saved["jet_features"][-1] == "pt_rel_sum"
+    loaded = JetPreprocessor.load(tmp_path / "preprocessing.json")
+    assert loaded.pt_sum and loaded.num_jet_features == 5
+    np.testing.assert_array_equal(loaded.transform(real_jets)[1], jets_norm)
+
+
+def test_pt_sum_rescales_generated_particles_to_the_generated_sum(real_jets30):
+    # Errors of the pt feature, independent per particle, spread the jets' summed pt_rel; with pt_sum
+    # the particles come back summing to the jet's fifth feature (here the truth's, as no noise is on it).
+    truth_sum = _summed_pt(_recentred(real_jets30).particles)
+    spread = {}
+    for pt_sum in (False, True):
+        pre = JetPreprocessor.fit(real_jets30, pt_feature="log", pt_sum=pt_sum)
+        particles_norm, jets_norm, mask = pre.transform(real_jets30)
+        noise = np.random.default_rng(1).normal(0.0, 0.2, mask.shape) * mask
+        particles_norm[..., 2] += noise.astype(np.float32)
+        noisy, _ = pre.inverse(particles_norm, jets_norm, real_jets30.labels)
+        spread[pt_sum] = np.abs(_summed_pt(noisy) - truth_sum).max()
+    assert spread[True] < 1e-5 < 0.05 < spread[False], spread
+
+
+def test_pt_sum_files_are_checked_against_their_width():
+    sample = make_synthetic_jets(200, 30, seed=6)
+    four = JetPreprocessor.fit(sample).to_dict()
+    assert four.pop("pt_sum") is False
+    assert JetPreprocessor.from_dict(four).num_jet_features == 4  # files from before the choice
+    with pytest.raises(PreprocessingFileError, match="jet_mean.*row 0 \\(g\\).*must be 5"):
+        JetPreprocessor.from_dict({**four, "pt_sum": True, "jet_features": None})
+    pre = JetPreprocessor.fit(sample, pt_sum=True)
+    with pytest.raises(ValueError, match="jets_norm must have shape \\[N, 5\\].*pt_rel_sum"):
+        pre.inverse_jets(np.zeros((3, 4), np.float32), np.zeros(3, np.int64))

@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from gsgm.config import ConfigError, load_config
-from gsgm.data.jetnet_format import read_jetnet_file, write_jetnet_file
+from gsgm.data.jetnet_format import JET_CLASSES, read_jetnet_file, write_jetnet_file
 from gsgm.data.loading import builtin_data_dir
-from gsgm.families.fpcd import build_model, load_trained_model, train
+from gsgm.families.fpcd import build_model, load_trained_model, load_training_data, train
 from gsgm.generation.jets import generate_jets
 from gsgm.training import loop as trainer_module
 from gsgm.training.loop import TrainingSetupError
@@ -86,6 +86,32 @@ def test_samples_from_trained_run_are_valid_jetnet_files(trained_run, tmp_path):
         read_jetnet_file(path, expected_particles=30)  # validates mask, multiplicity, finiteness
     again = generate_jets(model, preprocessor, cfg, jets_per_class=12, classes=["t"], num_steps=3, seed=1)
     np.testing.assert_array_equal(again["t"][0], generated["t"][0])
+
+
+def test_pt_sum_trains_five_jet_features_and_samples_particles_summing_to_them(tmp_path):
+    cfg = tiny_config(epochs=1)
+    cfg.data.pt_sum, cfg.data.pt_feature = True, "log"
+    out = tmp_path / "pt-sum"
+    train(cfg, data="builtin", out=out, max_jets_per_class=48, verbose=0)
+    model, preprocessor, cfg = load_trained_model(out)
+    assert preprocessor.pt_sum and model.jet_net.input["z"].shape[-1] == 5
+    assert model.particle_net.input["jets"].shape[-1] == 5
+    generated = generate_jets(
+        model, preprocessor, cfg, jets_per_class=12, classes=["t", "w"], num_steps=3, seed=1
+    )
+    for jet_class, (particles, jets) in generated.items():
+        assert jets.shape == (12, 4)
+        read_jetnet_file(
+            write_jetnet_file(tmp_path / f"{jet_class}.hdf5", particles, jets), expected_particles=30
+        )
+        # Each jet's particles are rescaled to its generated pt_rel_sum, which the quantile map keeps
+        # within the fit jets' range; an untrained particle network alone would not land there.
+        quantiles = preprocessor.jet_quantiles[JET_CLASSES.index(jet_class)][4]
+        summed = (particles[..., 2] * particles[..., 3]).sum(axis=1)
+        assert np.all((summed > quantiles[0] - 1e-5) & (summed < quantiles[-1] + 1e-5)), summed
+    cfg.data.pt_sum = False  # networks built from this config would be 4 wide: refused by name
+    with pytest.raises(TrainingSetupError, match="data.pt_sum is False.*pt_sum=True"):
+        load_training_data(cfg, "builtin", max_jets_per_class=48, preprocessor=preprocessor)
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):

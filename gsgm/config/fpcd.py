@@ -87,17 +87,23 @@ class DataConfig(Section):
     pt_feature: the particles' pt feature before standardising: "log1m", FPCD's log(1 - pt_rel), or
         "log", log(pt_rel), which makes the model's errors relative rather than absolute and with them
         the soft wide-angle particles' contribution to the jet mass (BENCHMARKS.md, "The pt feature").
+    pt_sum: if true, the jet network also generates the summed pt_rel of each jet's stored particles
+        (1 for a jet that fits its slots, the kept pT fraction for a truncated one) and the generated
+        particles are rescaled to it; without it their summed pt_rel spreads several times wider than
+        the truth's and dominates FPD (BENCHMARKS.md, "The summed pT_rel"). False is FPCD's four jet
+        features.
     """
 
-    # A run's config.json written before jet_transform or pt_feature existed still loads; its
+    # A run's config.json written before jet_transform, pt_feature or pt_sum existed still loads; its
     # preprocessing.json, not these defaults, says how that run's jets were normalised.
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_transform", "pt_feature")
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("jet_transform", "pt_feature", "pt_sum")
 
     num_particles: int = 30
     classes: list[str] = Field(default_factory=lambda: list(JET_CLASSES))
     recenter: bool = True
     jet_transform: Literal["quantile", "standard"] = "quantile"
     pt_feature: Literal["log1m", "log"] = "log1m"
+    pt_sum: bool = False
 
     def check(self) -> None:
         check_particles_and_classes(self)

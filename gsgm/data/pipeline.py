@@ -78,7 +78,7 @@ def make_dataset(
 
     Args:
         particles_norm: [N, P, 3] standardised particle features (padded slots 0).
-        jets_norm: [N, 4] standardised jet features.
+        jets_norm: [N, J] normalised jet features (J = 4, or 5 with the preprocessor's ``pt_sum``).
         mask: [N, P] (or [N, P, 1]) 1 for real particles, 0 for padding.
         labels: [N] integer class indices into JET_CLASSES.
         batch_size: jets per batch (per rank).
@@ -94,7 +94,7 @@ def make_dataset(
             training driver records which jets each rank saw; the order is unchanged by it).
 
     Returns:
-        Dataset of dicts of float32 tensors: ``particles`` [B, P, 3], ``jets`` [B, 4],
+        Dataset of dicts of float32 tensors: ``particles`` [B, P, 3], ``jets`` [B, J],
         ``class_onehot`` [B, len(JET_CLASSES)], ``mask`` [B, P, 1].
     """
     particles_norm = np.asarray(particles_norm, dtype=np.float32)
@@ -108,8 +108,10 @@ def make_dataset(
         mask = mask[..., 0]
     if mask.shape != (n, num_particles):
         raise ValueError(f"mask must have shape [{n}, {num_particles}], got {list(mask.shape)}")
-    if jets_norm.shape != (n, 4):
-        raise ValueError(f"jets_norm must have shape [{n}, 4], got {list(jets_norm.shape)}")
+    if jets_norm.ndim != 2 or jets_norm.shape[0] != n or jets_norm.shape[1] not in (4, 5):
+        raise ValueError(
+            f"jets_norm must have shape [{n}, 4] (or [{n}, 5] with pt_sum), got {list(jets_norm.shape)}"
+        )
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape [{n}], got {list(labels.shape)}")
     if n and (labels.min() < 0 or labels.max() >= len(JET_CLASSES)):

@@ -29,10 +29,17 @@ The chain follows FPCD (Mikuni, Nachman, Pettee; ``scripts/utils.py`` of the ori
    eta (BENCHMARKS.md, "The jet eta gap found"). The inverse is exact on the fit range (its ends map
    to the finite Hazen levels 1/(2n) and 1 - 1/(2n)); generated values beyond it are clamped to the
    fit jets' smallest and largest value, and the multiplicity is ceil(n - u) = n.
+5. Optionally (``pt_sum=True``) a fifth jet feature, the summed pt_rel of the jet's stored particles,
+   normalised like the other four: 1 (to ~1e-3) for a jet whose constituents fit its P slots, the
+   kept fraction of the jet pT for a truncated one (0.76-0.98 for 30-particle gluon jets). The jet
+   network generates it with the others, and ``inverse`` rescales each jet's particle pt_rel to sum
+   to it. The particle network's pt errors are independent per particle, so without it the generated
+   jets' summed pt_rel spreads several times wider than the truth's, and FPD, computed on EFPs that
+   scale as (sum z)^n, is dominated by that spread (BENCHMARKS.md, "The summed pT_rel").
 
-Statistics are indexed by the position of the class in ``JET_CLASSES`` (arrays [5, 4] and [5, 3]).
-A class that was absent from the fit data has no statistics: transforming or inverting jets of that
-class raises :class:`UnfittedClassError` naming the class, rather than silently using another
+Statistics are indexed by the position of the class in ``JET_CLASSES`` (arrays [5, J] and [5, 3], with J = 4
+or 5 jet features). A class that was absent from the fit data has no statistics: transforming or inverting
+jets of that class raises :class:`UnfittedClassError` naming the class, rather than silently using another
 class's (or global) statistics, which would generate plausible-looking but wrong jets.
 
 Everything is computed in float64 internally and returned as float32, so that
@@ -62,6 +69,7 @@ from gsgm.data.preprocessing_file import (
     NORM_PARTICLE_FEATURES,
     PT_FEATURES,
     PreprocessingFileError,
+    jet_feature_names,
     parse_preprocessing_file,
     particle_feature_names,
 )
@@ -210,8 +218,11 @@ class JetPreprocessor:
     Attributes:
         num_particles: P, the particle slots per jet (30 or 150 for JetNet).
         recenter: whether :func:`recenter_particles` is applied in ``transform`` and ``inverse``.
-        jet_mean, jet_std: [5, 4] float64 per JET_CLASSES index, for (pt [GeV], eta, mass [GeV],
-            num_particles); rows of classes absent from the fit data are NaN.
+        jet_mean, jet_std: [5, J] float64 per JET_CLASSES index, for (pt [GeV], eta, mass [GeV],
+            num_particles[, pt_rel_sum]); rows of classes absent from the fit data are NaN.
+        pt_sum: whether the normalised jet features hold the summed pt_rel of the stored particles as
+            a fifth feature (J = 5), to which ``inverse`` rescales the particles; see the module docstring.
+        num_jet_features: J, 4 or 5 (with ``pt_sum``), the width of ``jets_norm``.
         particle_mean, particle_std: [5, 3] float64 for (eta_rel, phi_rel, pt feature) of real
             particles; NaN rows for absent classes.
         pt_feature: "log1m" (log(1 - pt_rel), FPCD's) or "log" (log(pt_rel)); see the module docstring.
@@ -219,8 +230,8 @@ class JetPreprocessor:
             particle from its (recentred) jet axis; ``inverse`` confines generated particles to it.
         jet_transform: "quantile" (Gaussianised jet features, the default) or "standard" (FPCD's
             standardisation with jet_mean/jet_std); see the module docstring.
-        jet_quantiles: [5] list, per class None or a [4, Q] float64 array of non-decreasing quantiles
-            of (pt, eta, mass, dequantised num_particles) of its fit jets; used if "quantile".
+        jet_quantiles: [5] list, per class None or a [J, Q] float64 array of non-decreasing quantiles
+            of (pt, eta, mass, dequantised num_particles[, pt_rel_sum]) of its fit jets; used if "quantile".
     """
 
     def __init__(
@@ -229,6 +240,7 @@ class JetPreprocessor:
         recenter: bool = True,
         jet_transform: str = "quantile",
         pt_feature: str = "log1m",
+        pt_sum: bool = False,
     ):
         if int(num_particles) < 1:
             raise ValueError(f"num_particles must be >= 1, got {num_particles}")
@@ -240,9 +252,11 @@ class JetPreprocessor:
         self.recenter = bool(recenter)
         self.jet_transform = jet_transform
         self.pt_feature = pt_feature
+        self.pt_sum = bool(pt_sum)
+        self.num_jet_features = len(jet_feature_names(self.pt_sum))
         self.jet_quantiles: list[np.ndarray | None] = [None] * NUM_CLASSES
-        self.jet_mean = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
-        self.jet_std = np.full((NUM_CLASSES, NUM_JET_FEATURES), np.nan)
+        self.jet_mean = np.full((NUM_CLASSES, self.num_jet_features), np.nan)
+        self.jet_std = np.full((NUM_CLASSES, self.num_jet_features), np.nan)
         self.particle_mean = np.full((NUM_CLASSES, NUM_PARTICLE_FEATURES), np.nan)
         self.particle_std = np.full((NUM_CLASSES, NUM_PARTICLE_FEATURES), np.nan)
         self.fit_counts = np.zeros(NUM_CLASSES, dtype=np.int64)
@@ -253,7 +267,7 @@ class JetPreprocessor:
     def __repr__(self) -> str:
         return (
             f"JetPreprocessor(num_particles={self.num_particles}, recenter={self.recenter}, "
-            f"jet_transform={self.jet_transform!r}, pt_feature={self.pt_feature!r}, "
+            f"jet_transform={self.jet_transform!r}, pt_feature={self.pt_feature!r}, pt_sum={self.pt_sum}, "
             f"fitted_classes={self.fitted_classes})"
         )
 
@@ -291,6 +305,7 @@ class JetPreprocessor:
         jet_transform: str = "quantile",
         seed: int = 0,
         pt_feature: str = "log1m",
+        pt_sum: bool = False,
     ) -> JetPreprocessor:
         """Compute per-class statistics on ``sample`` (normally the training split only).
 
@@ -298,9 +313,16 @@ class JetPreprocessor:
         particles after recentring (if ``recenter``) and the pt transform (``pt_feature``). Population
         standard deviations; a spread below STD_FLOOR is replaced by 1 (the feature is only shifted).
         With ``jet_transform="quantile"`` also min(JET_QUANTILES, n) quantiles per class of each jet
-        feature, the multiplicity dequantised with a generator seeded by ``seed``.
+        feature, the multiplicity dequantised with a generator seeded by ``seed``. ``pt_sum`` adds the
+        summed pt_rel of the stored particles as a fifth jet feature (see the module docstring).
         """
-        pre = cls(sample.num_particles, recenter=recenter, jet_transform=jet_transform, pt_feature=pt_feature)
+        pre = cls(
+            sample.num_particles,
+            recenter=recenter,
+            jet_transform=jet_transform,
+            pt_feature=pt_feature,
+            pt_sum=pt_sum,
+        )
         feats, jets, mask, labels = pre._features64(sample)
         dequantised = _dequantise(jets, seed) if jet_transform == "quantile" else None
         for index in range(NUM_CLASSES):
@@ -329,10 +351,11 @@ class JetPreprocessor:
     # -------------------------------------------------------------------------------------- transform
 
     def _features64(self, sample: JetSample) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Float64 (features [N,P,3], jets [N,4], mask [N,P] bool, labels [N] int) before standardising.
+        """Float64 (features [N,P,3], jets [N,J], mask [N,P] bool, labels [N] int) before standardising.
 
         Applies recentring (if enabled), JetNet ordering (real particles first by decreasing pt_rel; a
-        no-op on valid JetNet data) and the pt transform (``pt_feature``); padded slots are 0.
+        no-op on valid JetNet data) and the pt transform (``pt_feature``); padded slots are 0. With
+        ``pt_sum`` the jets get a fifth column, the summed pt_rel of the real particles.
         """
         particles = np.asarray(sample.particles)
         jets = np.asarray(sample.jets, dtype=np.float64)
@@ -363,6 +386,8 @@ class JetPreprocessor:
         pt = np.clip(pt, 0.0, PT_REL_MAX)
         feats = np.stack([eta, phi, self._pt_to_feature(pt)], axis=-1)
         feats = np.where(mask[..., None], feats, 0.0)
+        if self.pt_sum:
+            jets = np.concatenate([jets, np.where(mask, pt, 0.0).sum(axis=1)[:, None]], axis=1)
         return feats, jets, mask, labels
 
     def _pt_to_feature(self, pt: np.ndarray) -> np.ndarray:
@@ -387,7 +412,8 @@ class JetPreprocessor:
         Returns:
             particles_norm: [N, P, 3] float32 standardised (eta_rel, phi_rel, pt feature), padded
                 slots exactly 0; real particles first, by decreasing pt_rel.
-            jets_norm: [N, 4] float32 standardised or Gaussianised (pt, eta, mass, num_particles).
+            jets_norm: [N, J] float32 standardised or Gaussianised (pt, eta, mass, num_particles[,
+                pt_rel_sum]), J = ``num_jet_features``.
             mask: [N, P] float32, 1 for real particles (the first num_particles slots of each jet).
 
         Raises:
@@ -413,12 +439,12 @@ class JetPreprocessor:
         return tail + (1.0 - 2.0 * tail) * np.linspace(0.0, 1.0, quantiles.shape[1])
 
     def _gaussianise_jets(self, jets: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """[N, 4] float64 jet features (multiplicity dequantised) -> [N, 4] standard-normal scores."""
+        """[N, J] float64 jet features (multiplicity dequantised) -> [N, J] standard-normal scores."""
         out = np.empty_like(jets)
         for index in np.unique(labels):
             rows = labels == index
             quantiles, levels = self.jet_quantiles[index], self._hazen_levels(index)
-            for feature in range(NUM_JET_FEATURES):
+            for feature in range(self.num_jet_features):
                 x, q = jets[rows, feature], quantiles[feature]
                 # Where quantiles tie (a constant feature, a value many jets share) np.interp takes the
                 # last of them, and from the other end the first: the middle level of a tie is used.
@@ -428,7 +454,7 @@ class JetPreprocessor:
         return out
 
     def _jets_from_scores(self, jets_norm: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """[N, 4] normalised jet features -> float64 jet features, multiplicity still continuous."""
+        """[N, J] normalised jet features -> float64 jet features, multiplicity still continuous."""
         z = jets_norm.astype(np.float64)
         if self.jet_transform == "standard":
             return z * self.jet_std[labels] + self.jet_mean[labels]
@@ -436,7 +462,7 @@ class JetPreprocessor:
         for index in np.unique(labels):
             rows = labels == index
             quantiles, levels = self.jet_quantiles[index], self._hazen_levels(index)
-            for feature in range(NUM_JET_FEATURES):
+            for feature in range(self.num_jet_features):
                 # Beyond the Hazen levels np.interp clamps to the fit jets' smallest / largest value.
                 out[rows, feature] = np.interp(ndtr(z[rows, feature]), levels, quantiles[feature])
         return out
@@ -456,22 +482,25 @@ class JetPreprocessor:
         """Normalised jet features alone back to physical ones (what ``inverse`` returns for the jets).
 
         Args:
-            jets_norm: [N, 4] normalised (pt, eta, mass, num_particles), e.g. the jet network's output.
+            jets_norm: [N, J] normalised jet features, e.g. the jet network's output.
             labels: [N] class indices into JET_CLASSES.
 
         Returns:
             [N, 4] float32 (pt [GeV], eta, mass [GeV], num_particles), the multiplicity an integer in
-            [1, P] as ``multiplicity_mask`` counts it.
+            [1, P] as ``multiplicity_mask`` counts it (JetNet's jet features: no pt_rel_sum).
         """
         jets_norm, labels = self._check_norm_inputs(jets_norm, labels, "inverse_jets")
         jets = self._jets_from_scores(jets_norm, labels)
         jets[:, 3] = self._counts(jets[:, 3])
-        return jets.astype(np.float32)
+        return jets[:, :NUM_JET_FEATURES].astype(np.float32)
 
     def _check_norm_inputs(self, jets_norm: Any, labels: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
         jets_norm = np.asarray(jets_norm)
-        if jets_norm.ndim != 2 or jets_norm.shape[1] != NUM_JET_FEATURES:
-            raise ValueError(f"{what}: jets_norm must have shape [N, 4], got {list(jets_norm.shape)}")
+        if jets_norm.ndim != 2 or jets_norm.shape[1] != self.num_jet_features:
+            raise ValueError(
+                f"{what}: jets_norm must have shape [N, {self.num_jet_features}] "
+                f"({', '.join(jet_feature_names(self.pt_sum))}), got {list(jets_norm.shape)}"
+            )
         labels = _as_labels(labels, jets_norm.shape[0])
         bad = ~np.isfinite(jets_norm)
         if bad.any():
@@ -483,7 +512,7 @@ class JetPreprocessor:
         """Particle mask from normalised jet features (the sampler masks the particle noise with it).
 
         Args:
-            jets_norm: [N, 4] standardised jet features (as from ``transform`` or the jet model).
+            jets_norm: [N, J] normalised jet features (as from ``transform`` or the jet model).
             labels: [N] class indices into JET_CLASSES.
 
         Returns:
@@ -500,21 +529,23 @@ class JetPreprocessor:
         """Undo ``transform``: normalised (generated) features back to JetNet layout.
 
         The multiplicity n of each jet is the num_particles its jet features map back to (rounded for
-        "standard", rounded up for the dequantised "quantile") clipped to [1, P]; the first n slots
-        are the real particles (as in ``multiplicity_mask``), the others are set to exactly 0 whatever
-        the model put there. pt_rel (1 - exp(x) or exp(x), by ``pt_feature``) is clipped to [0, 1)
-        (the model can overshoot the physical range). The real particles are then sorted by decreasing
-        pt_rel, because the particle model is permutation-equivariant and its slot order means nothing
-        while the JetNet format and evaluation code (leading-particle observables) assume that order;
-        and, if ``recenter``, the jets are recentred as in FPCD, so generated jets are canonical too.
-        Last, a particle farther from the jet axis than any real particle of its class in the fit data
-        (``max_delta_r``, about the jet radius R = 0.8) is moved radially onto that distance: the
-        clustering put every truth constituent inside, so a particle outside is a model error
-        (:func:`confine_to_cone`); confining and recentring alternate ``CONFINE_ITERATIONS`` times.
+        "standard", rounded up for the dequantised "quantile") clipped to [1, P]; the first n slots are the
+        real particles (as in ``multiplicity_mask``), the others are set to exactly 0 whatever the model put
+        there. pt_rel (1 - exp(x) or exp(x), by ``pt_feature``) is clipped to [0, 1) (the model can overshoot
+        the physical range); with ``pt_sum`` each jet's pt_rel are then scaled by one factor so that they sum
+        to the jet's generated pt_rel_sum. The real particles are then sorted by decreasing pt_rel, because
+        the particle model is permutation-equivariant and its slot order means nothing while the JetNet format
+        and evaluation code (leading-particle observables) assume that order; and, if ``recenter``, the jets
+        are recentred as in FPCD, so generated jets are canonical too. Last, a particle farther from the jet
+        axis than any real particle of its class in the fit data (``max_delta_r``, about the jet radius R =
+        0.8) is moved radially onto that distance: the clustering put every truth constituent inside, so a
+        particle outside is a model error (:func:`confine_to_cone`); confining and recentring alternate
+        ``CONFINE_ITERATIONS`` times.
 
         Args:
             particles_norm: [N, P, 3] standardised (eta_rel, phi_rel, pt feature).
-            jets_norm: [N, 4] normalised (pt, eta, mass, num_particles), as ``transform`` makes them.
+            jets_norm: [N, J] normalised (pt, eta, mass, num_particles[, pt_rel_sum]), as ``transform``
+                makes them.
             labels: [N] class indices into JET_CLASSES.
 
         Returns:
@@ -543,6 +574,8 @@ class JetPreprocessor:
         eta, phi = feats[..., 0], feats[..., 1]
         pt = self._feature_to_pt(feats[..., 2])
         eta, phi, pt = (np.where(mask, a, 0.0) for a in (eta, phi, pt))
+        if self.pt_sum:
+            pt = _scaled_to_sum(pt, jets[:, 4])
         order = _order_real_by_pt(pt, mask)
         eta, phi, pt = (_take(a, order) for a in (eta, phi, pt))  # mask is a prefix: unchanged
         if self.recenter:
@@ -561,7 +594,7 @@ class JetPreprocessor:
             eta[moved], phi[moved] = _recenter64(eta[moved], phi[moved], pt[moved], mask[moved])
         particle_features = np.stack([eta, phi, pt, mask.astype(np.float64)], axis=-1).astype(np.float32)
         jets[:, 3] = counts
-        return particle_features, jets.astype(np.float32)
+        return particle_features, jets[:, :NUM_JET_FEATURES].astype(np.float32)
 
     # ------------------------------------------------------------------------------------ persistence
 
@@ -577,7 +610,7 @@ class JetPreprocessor:
             "num_particles": self.num_particles,
             "recenter": self.recenter,
             "classes": list(JET_CLASSES),
-            "jet_features": list(JET_FEATURES),
+            "jet_features": jet_feature_names(self.pt_sum),
             "particle_features": particle_feature_names(self.pt_feature),
             "jet_mean": rows(self.jet_mean),
             "jet_std": rows(self.jet_std),
@@ -595,6 +628,7 @@ class JetPreprocessor:
             if self.jet_transform == "quantile"
             else None,
             "pt_feature": self.pt_feature,
+            "pt_sum": self.pt_sum,
         }
 
     @classmethod
@@ -611,6 +645,7 @@ class JetPreprocessor:
             recenter=parsed.recenter,
             jet_transform=parsed.jet_transform or "standard",
             pt_feature=parsed.pt_feature or "log1m",  # files before the choice: FPCD's
+            pt_sum=bool(parsed.pt_sum),  # files before the choice: JetNet's four jet features
         )
         if parsed.jet_quantiles is not None:
             pre.jet_quantiles = [
@@ -674,13 +709,24 @@ def _outside_cone(eta: np.ndarray, phi: np.ndarray, radius: np.ndarray) -> np.nd
 
 
 def _dequantise(jets: np.ndarray, seed: int) -> np.ndarray:
-    """A float64 copy of [N, 4] jets with num_particles n replaced by n - u, u ~ U[0, 1) seeded.
+    """A float64 copy of [N, J] jets with num_particles n replaced by n - u, u ~ U[0, 1) seeded.
 
     A continuous multiplicity has no point masses for the quantile map; ceil(n - u) recovers n.
     """
     out = np.array(jets, dtype=np.float64)
     out[:, 3] -= np.random.default_rng(seed).uniform(0.0, 1.0, size=out.shape[0])
     return out
+
+
+def _scaled_to_sum(pt: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """[N, P] pt_rel (0 in padded slots) times one factor per jet so that each row sums to [N] ``target``.
+
+    A jet whose pt_rel are all 0 is left as it is; the result is clipped to [0, PT_REL_MAX] again, so
+    a target that would push one particle past the jet's pT is met only approximately.
+    """
+    total = pt.sum(axis=1)
+    factor = np.divide(target, total, out=np.ones_like(total), where=total > 0)
+    return np.clip(pt * factor[:, None], 0.0, PT_REL_MAX)
 
 
 def _floor_std(std: np.ndarray) -> np.ndarray:

@@ -24,8 +24,10 @@ __all__ = [
     "JET_TRANSFORMS",
     "NORM_PARTICLE_FEATURES",
     "PT_FEATURES",
+    "PT_SUM_FEATURE",
     "PreprocessingFile",
     "PreprocessingFileError",
+    "jet_feature_names",
     "parse_preprocessing_file",
 ]
 
@@ -43,6 +45,16 @@ def particle_feature_names(pt_feature: str) -> list[str]:
     return [*NORM_PARTICLE_FEATURES[:2], PT_FEATURES[pt_feature]]
 
 
+# The optional fifth normalised jet feature (``pt_sum``): the summed pt_rel of the jet's stored particles,
+# 1 for a jet that fits its slots, the kept pT fraction for a truncated one (gsgm.data.preprocessing).
+PT_SUM_FEATURE = "pt_rel_sum"
+
+
+def jet_feature_names(pt_sum: bool) -> list[str]:
+    """The normalised jet features' names: JetNet's four, and ``PT_SUM_FEATURE`` if ``pt_sum``."""
+    return [*JET_FEATURES, PT_SUM_FEATURE] if pt_sum else list(JET_FEATURES)
+
+
 ARRAYS: tuple[str, ...] = ("jet_mean", "jet_std", "particle_mean", "particle_std")
 # How the jet features are normalised: FPCD's per-class standardisation, or Gaussianised per class
 # through stored quantiles (gsgm.data.preprocessing explains why that is the default).
@@ -56,8 +68,8 @@ class PreprocessingFileError(ValueError):
     """A preprocessing JSON file (or dict) is unreadable or malformed; the message names file and key."""
 
 
-def _width(key: str) -> int:
-    return len(JET_FEATURES) if key.startswith("jet_") else len(NORM_PARTICLE_FEATURES)
+def _width(key: str, pt_sum: bool) -> int:
+    return len(jet_feature_names(pt_sum)) if key.startswith("jet_") else len(NORM_PARTICLE_FEATURES)
 
 
 class PreprocessingFile(Section):
@@ -71,6 +83,7 @@ class PreprocessingFile(Section):
         "jet_transform",
         "jet_quantiles",
         "pt_feature",
+        "pt_sum",
     )
 
     format: Literal["gsgm.JetPreprocessor"]
@@ -90,11 +103,14 @@ class PreprocessingFile(Section):
     max_delta_r: list[float | None] | None = None
     # Files written before the quantile transform have neither key and standardised the jets.
     jet_transform: Literal["quantile", "standard"] | None = None
-    # Per class null or 4 lists (pt, eta, mass, dequantised num_particles) of >= 2 non-decreasing
-    # quantiles of its fit jets; required (with fit_counts) when jet_transform is "quantile".
+    # Per class null or one list per jet feature (pt, eta, mass, dequantised num_particles and, with
+    # pt_sum, pt_rel_sum) of >= 2 non-decreasing quantiles of its fit jets; required (with fit_counts)
+    # when jet_transform is "quantile".
     jet_quantiles: list[list[list[float]] | None] | None = None
     # Files written before the choice existed have none and used FPCD's log(1 - pt_rel).
     pt_feature: Literal["log1m", "log"] | None = None
+    # Files written before the choice existed have none and hold the four JetNet jet features.
+    pt_sum: bool | None = None
 
     def check(self) -> None:
         if self.classes != list(JET_CLASSES):
@@ -103,12 +119,13 @@ class PreprocessingFile(Section):
                 f"must be {list(JET_CLASSES)} (class order of the statistics), got {self.classes!r}",
             )
         particle_names = particle_feature_names(self.pt_feature or "log1m")
-        for key, names in (("jet_features", JET_FEATURES), ("particle_features", particle_names)):
+        jet_names = jet_feature_names(bool(self.pt_sum))
+        for key, names in (("jet_features", jet_names), ("particle_features", particle_names)):
             value = getattr(self, key)
             if value is not None and value != list(names):
                 raise invalid(key, f"must be {list(names)}, got {value!r}")
         for key in ARRAYS:
-            rows, width = getattr(self, key), _width(key)
+            rows, width = getattr(self, key), _width(key, bool(self.pt_sum))
             if len(rows) != _NUM_CLASSES:
                 raise invalid(
                     key,
@@ -174,12 +191,13 @@ class PreprocessingFile(Section):
                 raise invalid("jet_quantiles", f"row {i} ({JET_CLASSES[i]}) is {state} but jet_mean's is not")
             if rows is None:
                 continue
-            if len(rows) != len(JET_FEATURES):
+            jet_names = jet_feature_names(bool(self.pt_sum))
+            if len(rows) != len(jet_names):
                 raise invalid(
                     "jet_quantiles",
-                    f"row {i} ({JET_CLASSES[i]}) must hold {len(JET_FEATURES)} lists, got {len(rows)}",
+                    f"row {i} ({JET_CLASSES[i]}) must hold {len(jet_names)} lists, got {len(rows)}",
                 )
-            for feature, values in zip(JET_FEATURES, rows, strict=True):
+            for feature, values in zip(jet_names, rows, strict=True):
                 if len(values) < 2 or any(b < a for a, b in zip(values[:-1], values[1:], strict=True)):
                     raise invalid(
                         "jet_quantiles",
@@ -188,7 +206,7 @@ class PreprocessingFile(Section):
 
     def array(self, key: str) -> np.ndarray:
         """Statistics ``key`` as a float64 [5, F] array, NaN rows for classes without statistics."""
-        out = np.full((_NUM_CLASSES, _width(key)), np.nan)
+        out = np.full((_NUM_CLASSES, _width(key, bool(self.pt_sum))), np.nan)
         for i, row in enumerate(getattr(self, key)):
             if row is not None:
                 out[i] = row

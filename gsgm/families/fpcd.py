@@ -33,6 +33,7 @@ from gsgm.data.jetnet_format import JET_CLASSES, JetSample
 from gsgm.data.loading import load_jets, resolve_data_dir
 from gsgm.data.pipeline import make_dataset, train_valid_split
 from gsgm.data.preprocessing import JetPreprocessor
+from gsgm.data.preprocessing_file import jet_feature_names
 from gsgm.models import build_jet_net, build_particle_net
 from gsgm.training.distillation_model import DistillationModel
 from gsgm.training.distributed import Distributed
@@ -87,12 +88,21 @@ def build_fpcd_networks(
     The class one-hot is always ``len(JET_CLASSES)`` wide (even when ``cfg.data.classes`` is a subset),
     so one trained model can be conditioned on any class index of the shared label convention.
     The two networks get different Fourier-frequency seeds (derived from ``cfg.training.seed``).
+    The jet features are JetNet's four, or five with ``cfg.data.pt_sum`` (the particles' summed pt_rel).
     """
     num_classes = len(JET_CLASSES)
-    jet_net = build_jet_net(cfg.jet_net, num_classes, embedding=cfg.embedding, seed=cfg.training.seed)
+    num_jet_features = len(jet_feature_names(cfg.data.pt_sum))
+    jet_net = build_jet_net(
+        cfg.jet_net,
+        num_classes,
+        embedding=cfg.embedding,
+        seed=cfg.training.seed,
+        num_jet_features=num_jet_features,
+    )
     particle_net = build_particle_net(
         cfg.particle_net,
         None if any_particle_count else (cfg.data.num_particles if num_particles is None else num_particles),
+        num_jet_features=num_jet_features,
         num_classes=num_classes,
         embedding=cfg.embedding,
         seed=cfg.training.seed + 1,
@@ -111,7 +121,7 @@ def build_model(cfg: FPCDConfig, num_particles: int, seed: int) -> FPCDModel:
 class TrainingData:
     """The normalised training and validation arrays of a run (before sharding over ranks).
 
-    ``train_arrays``/``valid_arrays`` are (particles [N, P, 3], jets [N, 4], mask [N, P], labels [N])
+    ``train_arrays``/``valid_arrays`` are (particles [N, P, 3], jets [N, J], mask [N, P], labels [N])
     as :func:`gsgm.data.pipeline.make_dataset` takes them; ``train_idx``/``valid_idx`` index ``sample``.
     """
 
@@ -151,7 +161,14 @@ def load_training_data(
             recenter=cfg.data.recenter,
             jet_transform=cfg.data.jet_transform,
             pt_feature=cfg.data.pt_feature,
+            pt_sum=cfg.data.pt_sum,
             seed=cfg.training.seed,
+        )
+    elif preprocessor.pt_sum != cfg.data.pt_sum:
+        # The networks are built from the config: their jet width must be the preprocessor's.
+        raise TrainingSetupError(
+            f"data.pt_sum is {cfg.data.pt_sum} in the config but the run's preprocessing file was "
+            f"fitted with pt_sum={preprocessor.pt_sum}; resume with the run's own config"
         )
     particles, jets, mask = preprocessor.transform(sample, seed=cfg.training.seed)
     arrays = (particles, jets, mask, sample.labels)

@@ -131,7 +131,7 @@ def generate_jets(
                 onehot,
                 num_particles=num_particles,
                 num_particle_features=3,
-                num_jet_features=4,
+                num_jet_features=preprocessor.num_jet_features,
                 num_steps=num_steps,
                 seed=seed * 1_000_003 + class_number * 10_007 + start,
                 # No per-step bars: they run the DDIM loop step by step from Python (slower, same
