@@ -11,10 +11,16 @@ generator errs and reports FPD and W1M against the other held-out half:
   library preprocessing (``pt_feature`` log1m or log), as the section "The pt feature" measured W1M;
 * ``noise X, sum kept``: the same, then each jet's pT_rel rescaled to its un-noised sum.
 
+``--truth-pairs K`` instead measures how stable FPD itself is at this sample size: FPD between K
+disjoint pairs of truth samples (the held-out halves, then pairs from the training split), each also
+with the single most extreme jet of the second sample left out (the jet whose largest standardised
+EFP is farthest from the first sample's mean).
+
 Usage::
 
     python benchmarks/pt_sum_fpd.py --data runs/reference/data --jets 3000
     python benchmarks/pt_sum_fpd.py --data builtin --jets 1000 --classes q,w
+    python benchmarks/pt_sum_fpd.py --data runs/reference/data --jets 3000 --truth-pairs 3
 """
 
 from __future__ import annotations
@@ -64,6 +70,35 @@ def _row(truth: np.ndarray, truth_features: np.ndarray, particles: np.ndarray) -
     }
 
 
+def _truth_pairs(directory, jet_class: str, num_particles: int, jets: int, pairs: int) -> list[dict]:
+    """FPD (x1e-3) of disjoint truth pairs, with and without the second sample's most extreme jet."""
+    train = load_jets(directory, [jet_class], num_particles, split="train").particles
+    valid = load_jets(directory, [jet_class], num_particles, split="valid").particles
+    test = load_jets(directory, [jet_class], num_particles, split="test").particles
+    half = min(jets, len(valid), len(test))
+    samples = [(valid[:half], test[:half])]
+    samples += [
+        (train[2 * k * half : (2 * k + 1) * half], train[(2 * k + 1) * half : (2 * k + 2) * half])
+        for k in range(pairs - 1)
+    ]
+    rows = []
+    for first, second in samples:
+        if len(second) < half:
+            break
+        features_a, features_b = fpd_kpd_features(first), fpd_kpd_features(second)
+        scale = features_a.std(axis=0)
+        extremity = np.abs((features_b - features_a.mean(axis=0)) / scale).max(axis=1)
+        keep = np.argsort(extremity)[:-1]
+        rows.append(
+            {
+                "fpd_1e3": 1e3 * fpd(features_a, features_b).mean,
+                "fpd_without_extreme_jet_1e3": 1e3 * fpd(features_a, features_b[keep]).mean,
+                "largest_standardised_efp": float(extremity.max()),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,10 +111,27 @@ def main() -> None:
     parser.add_argument("--scales", default="0.03,0.1,0.2", help="log-spreads S of the per-jet pT factor")
     parser.add_argument("--noise", default="0.1", help="standardised noise sizes")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--truth-pairs", type=int, default=0, help="measure FPD's own spread instead")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
     directory = resolve_data_dir(args.data)
+    if args.truth_pairs:
+        spread = {}
+        for jet_class in args.classes.split(","):
+            spread[jet_class] = _truth_pairs(
+                directory, jet_class, args.particles, args.jets, args.truth_pairs
+            )
+            cells = ", ".join(
+                f"{r['fpd_1e3']:.2f} ({r['fpd_without_extreme_jet_1e3']:.2f} without its jet at "
+                f"{r['largest_standardised_efp']:.0f} sd)"
+                for r in spread[jet_class]
+            )
+            print(f"{jet_class}: FPD x1e-3 of disjoint truth pairs: {cells}", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(spread, f, indent=1)
+        return
     results: dict[str, dict[str, dict[str, float]]] = {}
     for jet_class in args.classes.split(","):
         start = time.perf_counter()
