@@ -31,11 +31,12 @@ The chain follows FPCD (Mikuni, Nachman, Pettee; ``scripts/utils.py`` of the ori
    fit jets' smallest and largest value, and the multiplicity is ceil(n - u) = n.
 5. Optionally (``pt_sum=True``) a fifth jet feature, the summed pt_rel of the jet's stored particles,
    normalised like the other four: 1 (to ~1e-3) for a jet whose constituents fit its P slots, the
-   kept fraction of the jet pT for a truncated one (0.76-0.98 for 30-particle gluon jets). The jet
+   kept fraction of the jet pT for a truncated one (0.77-0.98 for 30-particle gluon jets). The jet
    network generates it with the others, and ``inverse`` rescales each jet's particle pt_rel to sum
    to it. The particle network's pt errors are independent per particle, so without it the generated
-   jets' summed pt_rel spreads several times wider than the truth's, and FPD, computed on EFPs that
-   scale as (sum z)^n, is dominated by that spread (BENCHMARKS.md, "The summed pT_rel").
+   jets' summed pt_rel spreads several times wider than the truth's (light quarks 0.86-1.07 against
+   0.89-1.00), which moves the jet mass and, much more, FPD, whose EFPs scale as (sum z)^n; with it
+   the recipe's W1M, W1P and W1EFP fall for nearly every class (BENCHMARKS.md, "The summed pT_rel").
 
 Statistics are indexed by the position of the class in ``JET_CLASSES`` (arrays [5, J] and [5, 3], with J = 4
 or 5 jet features). A class that was absent from the fit data has no statistics: transforming or inverting
