@@ -37,6 +37,11 @@ from gsgm.data.preprocessing import PT_FEATURES, JetPreprocessor
 from gsgm.evaluation.metrics import fpd, fpd_kpd_features, w1m
 
 
+def _summed_pt_rel(particles: np.ndarray) -> np.ndarray:
+    """[N] summed pT_rel of the real particles of particles [N, P, 4]."""
+    return (particles[..., 2] * particles[..., 3]).sum(axis=1)
+
+
 def _with_pt_scaled(particles: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """particles [N, P, 4] with each jet's pT_rel multiplied by factors [N]."""
     out = particles.copy()
@@ -54,14 +59,12 @@ def _noised(pre: JetPreprocessor, sample: JetSample, size: float, seed: int) -> 
 
 def _sum_matched(noisy: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """noisy [N, P, 4] rescaled so that each jet's summed pT_rel equals the truth jet's."""
-    truth_sum = (truth[..., 2] * truth[..., 3]).sum(axis=1)
-    noisy_sum = (noisy[..., 2] * noisy[..., 3]).sum(axis=1)
-    return _with_pt_scaled(noisy, truth_sum / np.maximum(noisy_sum, 1e-12))
+    return _with_pt_scaled(noisy, _summed_pt_rel(truth) / np.maximum(_summed_pt_rel(noisy), 1e-12))
 
 
 def _row(truth: np.ndarray, truth_features: np.ndarray, particles: np.ndarray) -> dict[str, float]:
     """FPD and W1M (x1e-3) of ``particles`` against the truth half, and their summed pT_rel's 10-90 %."""
-    summed = (particles[..., 2] * particles[..., 3]).sum(axis=1)
+    summed = _summed_pt_rel(particles)
     return {
         "fpd_1e3": 1e3 * fpd(truth_features, fpd_kpd_features(particles)).mean,
         "w1m_1e3": 1e3 * w1m(truth, particles, num_eval_samples=len(truth)).mean,
