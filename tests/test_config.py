@@ -96,6 +96,7 @@ BAD = [
     (("data", "jet_transform"), "gaussian", "data.jet_transform"),
     (("data", "pt_feature"), "sqrt", "data.pt_feature"),
     (("data", "pt_sum"), "yes", "data.pt_sum"),
+    (("data", "constituent_mass"), "no", "data.constituent_mass"),
     (("training", "grad_clip_norm"), "none", "training.grad_clip_norm"),
     (("particle_net",), [], "particle_net"),
     (("jet_net", "width"), -64, "jet_net.width"),  # invalid values
@@ -147,6 +148,13 @@ def test_a_config_from_before_pt_sum_loads_with_fpcds_four_jet_features():
     assert "pt_sum" not in _base()["data"]
     assert config_from_dict(_base()).data.pt_sum is False
     assert config_from_dict(_mutate(_base(), ("data", "pt_sum"), True)).data.pt_sum is True
+
+
+def test_a_config_from_before_constituent_mass_loads_without_it():
+    assert "constituent_mass" not in _base()["data"]
+    assert config_from_dict(_base()).data.constituent_mass is False
+    changed = _mutate(_base(), ("data", "constituent_mass"), True)
+    assert config_from_dict(changed).data.constituent_mass is True
 
 
 def test_null_grad_clip_norm_is_allowed():

@@ -17,7 +17,9 @@ from gsgm.data.preprocessing import (
     PreprocessingFileError,
     UnfittedClassError,
     confine_to_cone,
+    constituent_mass,
     recenter_particles,
+    scaled_to_mass,
 )
 
 REAL = ["real_jets30", "real_jets150"]
@@ -568,3 +570,96 @@ def test_pt_sum_files_are_checked_against_their_width():
     pre = JetPreprocessor.fit(sample, pt_sum=True)
     with pytest.raises(ValueError, match="jets_norm must have shape \\[N, 5\\].*pt_rel_sum"):
         pre.inverse_jets(np.zeros((3, 4), np.float32), np.zeros(3, np.int64))
+
+
+def _constituent_mass(particles: np.ndarray) -> np.ndarray:
+    return constituent_mass(particles[..., 0], particles[..., 1], particles[..., 2], particles[..., 3])
+
+
+def test_constituent_mass_is_jetnets_jet_mass_of_the_particles(real_jets30):
+    # The feature must be the quantity W1M compares: jetnet's mass of the summed particle four-vectors.
+    from jetnet.utils import jet_features
+
+    particles = real_jets30.particles[:200]
+    expected = jet_features(particles[..., :3].astype(np.float64) * particles[..., 3:4])["mass"]
+    np.testing.assert_allclose(_constituent_mass(particles), expected, rtol=1e-6, atol=1e-9)
+    # Invariant under the shift of eta (a boost along the beam) and phi (a rotation): recentring keeps it.
+    np.testing.assert_allclose(
+        _constituent_mass(_recentred(real_jets30).particles[:200]), expected, rtol=1e-6, atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("pt_sum", [False, True])
+def test_constituent_mass_is_a_last_jet_feature_that_round_trips_and_is_saved(real_jets, pt_sum, tmp_path):
+    pre = JetPreprocessor.fit(real_jets, pt_sum=pt_sum, constituent_mass=True, pt_feature="log")
+    particles_norm, jets_norm, _ = pre.transform(real_jets)
+    assert pre.num_jet_features == 5 + pt_sum and jets_norm.shape == (len(real_jets), 5 + pt_sum)
+    assert pre.jet_feature_names[-1] == "constituent_mass_rel"
+    truth = _recentred(real_jets)
+    masses = _constituent_mass(truth.particles)
+    np.testing.assert_allclose(pre._jets_from_scores(jets_norm, real_jets.labels)[:, -1], masses, atol=1e-6)
+    pf, jf = pre.inverse(particles_norm, jets_norm, real_jets.labels)
+    assert jf.shape == (len(real_jets), 4)
+    # The angles come back scaled by the factor that meets the mass read back through the quantile
+    # map, which is 1 to a relative ~1e-4 at worst (float32 scores through interpolated quantiles: at
+    # the tails the quantiles are far apart), and to ~1e-6 for the typical jet.
+    np.testing.assert_allclose(pf[..., 2:], truth.particles[..., 2:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(pf[..., :2], truth.particles[..., :2], rtol=0, atol=5e-4)
+    assert np.median(np.abs(pf[..., :2] - truth.particles[..., :2])) < 1e-6
+    np.testing.assert_allclose(_constituent_mass(pf), masses, rtol=1e-3, atol=1e-6)
+    saved = json.loads(pre.save(tmp_path / "preprocessing.json").read_text())
+    assert saved["constituent_mass"] is True and saved["jet_features"][-1] == "constituent_mass_rel"
+    loaded = JetPreprocessor.load(tmp_path / "preprocessing.json")
+    assert loaded.constituent_mass and loaded.pt_sum == pt_sum
+    np.testing.assert_array_equal(loaded.transform(real_jets)[1], jets_norm)
+
+
+def test_constituent_mass_scales_generated_angles_to_the_generated_mass(real_jets30):
+    # Angular errors of the particle network spread the jets' masses; with constituent_mass each jet's
+    # angles are scaled to the mass of its last jet feature (here the truth's), within the cone.
+    truth = _recentred(real_jets30).particles
+    masses = _constituent_mass(truth)
+    errors = {}
+    for with_mass in (False, True):
+        pre = JetPreprocessor.fit(real_jets30, pt_feature="log", constituent_mass=with_mass)
+        particles_norm, jets_norm, mask = pre.transform(real_jets30)
+        rng = np.random.default_rng(2)
+        particles_norm[..., :2] *= rng.uniform(0.6, 1.4, (len(mask), 1, 1)).astype(np.float32)
+        generated, _ = pre.inverse(particles_norm, jets_norm, real_jets30.labels)
+        errors[with_mass] = np.abs(_constituent_mass(generated) - masses)
+        radius = np.hypot(generated[..., 0], generated[..., 1]) * generated[..., 3]
+        assert np.all(radius <= pre.max_delta_r[real_jets30.labels][:, None] + 1e-6)
+    # Met wherever the cone allows it: a jet widened by the noise is shrunk back exactly; one that was
+    # narrowed may hit the cone before its mass (its farthest particle is then on the cone).
+    assert np.median(errors[True]) < 1e-6 < 1e-2 < np.median(errors[False]), errors
+    assert np.mean(errors[True] < 1e-6) > 0.9
+
+
+def test_scaled_to_mass_is_monotone_bounded_and_keeps_the_axis():
+    # Two massless particles an eta distance d apart: m^2 = 2 z1 z2 (cosh(d) - 1); the pair below is
+    # 0.4 apart with its pT-weighted axis at 0, so the mass of a pair 0.2 apart needs the factor 0.5.
+    eta = np.array([[0.1, -0.3, 0.0], [0.1, -0.3, 0.0], [0.2, 0.0, 0.0]])
+    phi = np.zeros_like(eta)
+    pt = np.array([[0.75, 0.25, 0.0], [0.75, 0.25, 0.0], [1.0, 0.0, 0.0]])
+    mask = pt > 0
+    want = np.sqrt(2 * 0.75 * 0.25 * (np.cosh(0.2) - 1.0))  # opening angle 0.2: half of 0.4
+    new_eta, new_phi = scaled_to_mass(eta, phi, pt, mask, np.array([want, 1.0, 0.5]), np.full(3, 0.8))
+    np.testing.assert_allclose(new_eta[0], eta[0] * 0.5, atol=1e-9)  # the pT-weighted axis stays at 0
+    np.testing.assert_allclose(_constituent_mass(np.stack([new_eta, new_phi, pt, mask], -1))[0], want)
+    # An unreachable mass stops where the farthest particle reaches the cone, 0.8 from the axis.
+    np.testing.assert_allclose(np.abs(new_eta[1]).max(), 0.8)
+    np.testing.assert_array_equal(new_eta[2], eta[2])  # one particle: mass 0 at any scale, untouched
+    np.testing.assert_array_equal(new_phi, 0.0)
+
+
+def test_constituent_mass_files_are_checked_against_their_width():
+    sample = make_synthetic_jets(200, 30, seed=6)
+    four = JetPreprocessor.fit(sample).to_dict()
+    assert four.pop("constituent_mass") is False
+    assert JetPreprocessor.from_dict(four).num_jet_features == 4  # files from before the choice
+    with pytest.raises(PreprocessingFileError, match="jet_mean.*row 0 \\(g\\).*must be 5"):
+        JetPreprocessor.from_dict({**four, "constituent_mass": True, "jet_features": None})
+    both = JetPreprocessor.fit(sample, pt_sum=True, constituent_mass=True)
+    expected = "jets_norm must have shape \\[N, 6\\].*pt_rel_sum, constituent_mass_rel"
+    with pytest.raises(ValueError, match=expected):
+        both.inverse_jets(np.zeros((3, 5), np.float32), np.zeros(3, np.int64))

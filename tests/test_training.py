@@ -12,6 +12,7 @@ import tensorflow as tf
 from gsgm.config import ConfigError, load_config
 from gsgm.data.jetnet_format import JET_CLASSES, read_jetnet_file, write_jetnet_file
 from gsgm.data.loading import builtin_data_dir
+from gsgm.data.preprocessing import constituent_mass
 from gsgm.families.fpcd import build_model, load_trained_model, load_training_data, train
 from gsgm.generation.jets import generate_jets
 from gsgm.training import loop as trainer_module
@@ -111,6 +112,29 @@ def test_pt_sum_trains_five_jet_features_and_samples_particles_summing_to_them(t
         assert np.all((summed > quantiles[0] - 1e-5) & (summed < quantiles[-1] + 1e-5)), summed
     cfg.data.pt_sum = False  # networks built from this config would be 4 wide: refused by name
     with pytest.raises(TrainingSetupError, match="data.pt_sum is False.*pt_sum=True"):
+        load_training_data(cfg, "builtin", max_jets_per_class=48, preprocessor=preprocessor)
+
+
+def test_constituent_mass_trains_six_jet_features_and_samples_jets_of_that_mass(tmp_path):
+    cfg = tiny_config(epochs=1)
+    cfg.data.pt_sum, cfg.data.constituent_mass, cfg.data.pt_feature = True, True, "log"
+    out = tmp_path / "constituent-mass"
+    train(cfg, data="builtin", out=out, max_jets_per_class=48, verbose=0)
+    model, preprocessor, cfg = load_trained_model(out)
+    assert preprocessor.constituent_mass and model.jet_net.input["z"].shape[-1] == 6
+    assert model.particle_net.input["jets"].shape[-1] == 6
+    generated = generate_jets(model, preprocessor, cfg, jets_per_class=12, classes=["w"], num_steps=3, seed=1)
+    particles, jets = generated["w"]
+    read_jetnet_file(write_jetnet_file(tmp_path / "w.hdf5", particles, jets), expected_particles=30)
+    # Each jet's angles are scaled to its generated mass (within the fit jets' range by the quantile
+    # map) unless the cone stops it first; an untrained particle network alone lands anywhere.
+    quantiles = preprocessor.jet_quantiles[JET_CLASSES.index("w")][-1]
+    masses = constituent_mass(particles[..., 0], particles[..., 1], particles[..., 2], particles[..., 3])
+    farthest = np.hypot(particles[..., 0], particles[..., 1]).max(axis=1)
+    on_cone = farthest > preprocessor.max_delta_r[JET_CLASSES.index("w")] - 1e-5
+    assert np.all(on_cone | ((masses > quantiles[0] - 1e-5) & (masses < quantiles[-1] + 1e-5))), masses
+    cfg.data.constituent_mass = False  # networks built from this config would be 5 wide: refused by name
+    with pytest.raises(TrainingSetupError, match="data.constituent_mass is False.*constituent_mass=True"):
         load_training_data(cfg, "builtin", max_jets_per_class=48, preprocessor=preprocessor)
 
 

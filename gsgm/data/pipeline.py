@@ -78,7 +78,8 @@ def make_dataset(
 
     Args:
         particles_norm: [N, P, 3] standardised particle features (padded slots 0).
-        jets_norm: [N, J] normalised jet features (J = 4, or 5 with the preprocessor's ``pt_sum``).
+        jets_norm: [N, J] normalised jet features (J = 4, plus one for each of the preprocessor's
+            ``pt_sum`` and ``constituent_mass``).
         mask: [N, P] (or [N, P, 1]) 1 for real particles, 0 for padding.
         labels: [N] integer class indices into JET_CLASSES.
         batch_size: jets per batch (per rank).
@@ -108,9 +109,10 @@ def make_dataset(
         mask = mask[..., 0]
     if mask.shape != (n, num_particles):
         raise ValueError(f"mask must have shape [{n}, {num_particles}], got {list(mask.shape)}")
-    if jets_norm.ndim != 2 or jets_norm.shape[0] != n or jets_norm.shape[1] not in (4, 5):
+    if jets_norm.ndim != 2 or jets_norm.shape[0] != n or jets_norm.shape[1] not in (4, 5, 6):
         raise ValueError(
-            f"jets_norm must have shape [{n}, 4] (or [{n}, 5] with pt_sum), got {list(jets_norm.shape)}"
+            f"jets_norm must have shape [{n}, 4] (5 or 6 with pt_sum and constituent_mass), "
+            f"got {list(jets_norm.shape)}"
         )
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape [{n}], got {list(labels.shape)}")

@@ -24,6 +24,7 @@ __all__ = [
     "JET_TRANSFORMS",
     "NORM_PARTICLE_FEATURES",
     "PT_FEATURES",
+    "CONSTITUENT_MASS_FEATURE",
     "PT_SUM_FEATURE",
     "PreprocessingFile",
     "PreprocessingFileError",
@@ -48,11 +49,19 @@ def particle_feature_names(pt_feature: str) -> list[str]:
 # The optional fifth normalised jet feature (``pt_sum``): the summed pt_rel of the jet's stored particles,
 # 1 for a jet that fits its slots, the kept pT fraction for a truncated one (gsgm.data.preprocessing).
 PT_SUM_FEATURE = "pt_rel_sum"
+# The optional last normalised jet feature (``constituent_mass``): the invariant mass of the jet's stored
+# particles in units of the jet pT, the quantity JetNet's W1M compares (gsgm.data.preprocessing).
+CONSTITUENT_MASS_FEATURE = "constituent_mass_rel"
 
 
-def jet_feature_names(pt_sum: bool) -> list[str]:
-    """The normalised jet features' names: JetNet's four, and ``PT_SUM_FEATURE`` if ``pt_sum``."""
-    return [*JET_FEATURES, PT_SUM_FEATURE] if pt_sum else list(JET_FEATURES)
+def jet_feature_names(pt_sum: bool, constituent_mass: bool = False) -> list[str]:
+    """The normalised jet features' names: JetNet's four, then ``PT_SUM_FEATURE`` if ``pt_sum``, then
+    ``CONSTITUENT_MASS_FEATURE`` if ``constituent_mass``."""
+    return [
+        *JET_FEATURES,
+        *([PT_SUM_FEATURE] if pt_sum else []),
+        *([CONSTITUENT_MASS_FEATURE] if constituent_mass else []),
+    ]
 
 
 ARRAYS: tuple[str, ...] = ("jet_mean", "jet_std", "particle_mean", "particle_std")
@@ -68,8 +77,10 @@ class PreprocessingFileError(ValueError):
     """A preprocessing JSON file (or dict) is unreadable or malformed; the message names file and key."""
 
 
-def _width(key: str, pt_sum: bool) -> int:
-    return len(jet_feature_names(pt_sum)) if key.startswith("jet_") else len(NORM_PARTICLE_FEATURES)
+def _width(key: str, pt_sum: bool, constituent_mass: bool) -> int:
+    if key.startswith("jet_"):
+        return len(jet_feature_names(pt_sum, constituent_mass))
+    return len(NORM_PARTICLE_FEATURES)
 
 
 class PreprocessingFile(Section):
@@ -84,6 +95,7 @@ class PreprocessingFile(Section):
         "jet_quantiles",
         "pt_feature",
         "pt_sum",
+        "constituent_mass",
     )
 
     format: Literal["gsgm.JetPreprocessor"]
@@ -104,13 +116,21 @@ class PreprocessingFile(Section):
     # Files written before the quantile transform have neither key and standardised the jets.
     jet_transform: Literal["quantile", "standard"] | None = None
     # Per class null or one list per jet feature (pt, eta, mass, dequantised num_particles and, with
-    # pt_sum, pt_rel_sum) of >= 2 non-decreasing quantiles of its fit jets; required (with fit_counts)
-    # when jet_transform is "quantile".
+    # pt_sum, pt_rel_sum, with constituent_mass, constituent_mass_rel) of >= 2 non-decreasing quantiles
+    # of its fit jets; required (with fit_counts) when jet_transform is "quantile".
     jet_quantiles: list[list[list[float]] | None] | None = None
     # Files written before the choice existed have none and used FPCD's log(1 - pt_rel).
     pt_feature: Literal["log1m", "log"] | None = None
     # Files written before the choice existed have none and hold the four JetNet jet features.
     pt_sum: bool | None = None
+    # Files written before the choice existed have none and no constituent-mass feature.
+    constituent_mass: bool | None = None
+
+    def _jet_names(self) -> list[str]:
+        return jet_feature_names(bool(self.pt_sum), bool(self.constituent_mass))
+
+    def _width(self, key: str) -> int:
+        return _width(key, bool(self.pt_sum), bool(self.constituent_mass))
 
     def check(self) -> None:
         if self.classes != list(JET_CLASSES):
@@ -119,13 +139,13 @@ class PreprocessingFile(Section):
                 f"must be {list(JET_CLASSES)} (class order of the statistics), got {self.classes!r}",
             )
         particle_names = particle_feature_names(self.pt_feature or "log1m")
-        jet_names = jet_feature_names(bool(self.pt_sum))
+        jet_names = self._jet_names()
         for key, names in (("jet_features", jet_names), ("particle_features", particle_names)):
             value = getattr(self, key)
             if value is not None and value != list(names):
                 raise invalid(key, f"must be {list(names)}, got {value!r}")
         for key in ARRAYS:
-            rows, width = getattr(self, key), _width(key, bool(self.pt_sum))
+            rows, width = getattr(self, key), self._width(key)
             if len(rows) != _NUM_CLASSES:
                 raise invalid(
                     key,
@@ -191,7 +211,7 @@ class PreprocessingFile(Section):
                 raise invalid("jet_quantiles", f"row {i} ({JET_CLASSES[i]}) is {state} but jet_mean's is not")
             if rows is None:
                 continue
-            jet_names = jet_feature_names(bool(self.pt_sum))
+            jet_names = self._jet_names()
             if len(rows) != len(jet_names):
                 raise invalid(
                     "jet_quantiles",
@@ -206,7 +226,7 @@ class PreprocessingFile(Section):
 
     def array(self, key: str) -> np.ndarray:
         """Statistics ``key`` as a float64 [5, F] array, NaN rows for classes without statistics."""
-        out = np.full((_NUM_CLASSES, _width(key, bool(self.pt_sum))), np.nan)
+        out = np.full((_NUM_CLASSES, self._width(key)), np.nan)
         for i, row in enumerate(getattr(self, key)):
             if row is not None:
                 out[i] = row

@@ -88,10 +88,11 @@ def build_fpcd_networks(
     The class one-hot is always ``len(JET_CLASSES)`` wide (even when ``cfg.data.classes`` is a subset),
     so one trained model can be conditioned on any class index of the shared label convention.
     The two networks get different Fourier-frequency seeds (derived from ``cfg.training.seed``).
-    The jet features are JetNet's four, or five with ``cfg.data.pt_sum`` (the particles' summed pt_rel).
+    The jet features are JetNet's four, plus the particles' summed pt_rel with ``cfg.data.pt_sum`` and
+    their mass with ``cfg.data.constituent_mass``.
     """
     num_classes = len(JET_CLASSES)
-    num_jet_features = len(jet_feature_names(cfg.data.pt_sum))
+    num_jet_features = len(jet_feature_names(cfg.data.pt_sum, cfg.data.constituent_mass))
     jet_net = build_jet_net(
         cfg.jet_net,
         num_classes,
@@ -162,14 +163,17 @@ def load_training_data(
             jet_transform=cfg.data.jet_transform,
             pt_feature=cfg.data.pt_feature,
             pt_sum=cfg.data.pt_sum,
+            constituent_mass=cfg.data.constituent_mass,
             seed=cfg.training.seed,
         )
-    elif preprocessor.pt_sum != cfg.data.pt_sum:
+    else:
         # The networks are built from the config: their jet width must be the preprocessor's.
-        raise TrainingSetupError(
-            f"data.pt_sum is {cfg.data.pt_sum} in the config but the run's preprocessing file was "
-            f"fitted with pt_sum={preprocessor.pt_sum}; resume with the run's own config"
-        )
+        for key in ("pt_sum", "constituent_mass"):
+            if getattr(preprocessor, key) != getattr(cfg.data, key):
+                raise TrainingSetupError(
+                    f"data.{key} is {getattr(cfg.data, key)} in the config but the run's preprocessing file "
+                    f"was fitted with {key}={getattr(preprocessor, key)}; resume with the run's own config"
+                )
     particles, jets, mask = preprocessor.transform(sample, seed=cfg.training.seed)
     arrays = (particles, jets, mask, sample.labels)
     return TrainingData(
