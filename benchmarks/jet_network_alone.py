@@ -72,7 +72,10 @@ def main() -> None:
     held_out = {jet_class: held_out_jets(args.data, jet_class, args.jets) for jet_class in cfg.data.classes}
     steps_per_epoch = len(x_all) // batch
 
-    network = build_jet_net(cfg.jet_net, len(JET_CLASSES), embedding=cfg.embedding, seed=args.seed)
+    width = preprocessor.num_jet_features  # 4, or more with data.pt_sum / data.constituent_mass
+    network = build_jet_net(
+        cfg.jet_net, len(JET_CLASSES), embedding=cfg.embedding, seed=args.seed, num_jet_features=width
+    )
     ema, optimizer, schedule = ema_optimizer_schedule(network, cfg.training, steps_per_epoch)
     decay = cfg.training.ema_decay
     print(f"jet network {cfg.jet_net.num_blocks} x {cfg.jet_net.width}: {network.count_params():,} "
@@ -98,7 +101,7 @@ def main() -> None:
         for number, jet_class in enumerate(cfg.data.classes):
             label = JET_CLASSES.index(jet_class)
             onehot = tf.constant(np.eye(len(JET_CLASSES), dtype=np.float32)[np.full(n, label)])
-            noise = tf.random.stateless_normal([n, 4], seed=[args.seed + 7, number])
+            noise = tf.random.stateless_normal([n, width], seed=[args.seed + 7, number])
             normalised = ddim_sample(denoiser, noise, schedule, num_steps, cond={"class_onehot": onehot})
             jets = preprocessor.inverse_jets(normalised.numpy(), np.full(n, label))
             truth = held_out[jet_class]
