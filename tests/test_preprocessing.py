@@ -560,16 +560,24 @@ def test_pt_sum_rescales_generated_particles_to_the_generated_sum(real_jets30):
     assert spread[True] < 1e-5 < 0.05 < spread[False], spread
 
 
-def test_pt_sum_files_are_checked_against_their_width():
+@pytest.mark.parametrize(
+    ("key", "flags", "width", "names"),
+    [
+        ("pt_sum", {"pt_sum": True}, 5, "pt_rel_sum"),
+        ("constituent_mass", {"constituent_mass": True}, 5, "constituent_mass_rel"),
+        ("constituent_mass", {"pt_sum": True, "constituent_mass": True}, 6, "pt_rel_sum, constituent_mass_r"),
+    ],
+)
+def test_extra_jet_feature_files_are_checked_against_their_width(key, flags, width, names):
     sample = make_synthetic_jets(200, 30, seed=6)
     four = JetPreprocessor.fit(sample).to_dict()
-    assert four.pop("pt_sum") is False
+    assert four.pop(key) is False
     assert JetPreprocessor.from_dict(four).num_jet_features == 4  # files from before the choice
-    with pytest.raises(PreprocessingFileError, match="jet_mean.*row 0 \\(g\\).*must be 5"):
-        JetPreprocessor.from_dict({**four, "pt_sum": True, "jet_features": None})
-    pre = JetPreprocessor.fit(sample, pt_sum=True)
-    with pytest.raises(ValueError, match="jets_norm must have shape \\[N, 5\\].*pt_rel_sum"):
-        pre.inverse_jets(np.zeros((3, 4), np.float32), np.zeros(3, np.int64))
+    with pytest.raises(PreprocessingFileError, match=f"jet_mean.*row 0 \\(g\\).*must be {width}"):
+        JetPreprocessor.from_dict({**four, **flags, "jet_features": None})
+    pre = JetPreprocessor.fit(sample, **flags)
+    with pytest.raises(ValueError, match=f"jets_norm must have shape \\[N, {width}\\].*{names}"):
+        pre.inverse_jets(np.zeros((3, width - 1), np.float32), np.zeros(3, np.int64))
 
 
 def _constituent_mass(particles: np.ndarray) -> np.ndarray:
@@ -650,16 +658,3 @@ def test_scaled_to_mass_is_monotone_bounded_and_keeps_the_axis():
     np.testing.assert_allclose(np.abs(new_eta[1]).max(), 0.8)
     np.testing.assert_array_equal(new_eta[2], eta[2])  # one particle: mass 0 at any scale, untouched
     np.testing.assert_array_equal(new_phi, 0.0)
-
-
-def test_constituent_mass_files_are_checked_against_their_width():
-    sample = make_synthetic_jets(200, 30, seed=6)
-    four = JetPreprocessor.fit(sample).to_dict()
-    assert four.pop("constituent_mass") is False
-    assert JetPreprocessor.from_dict(four).num_jet_features == 4  # files from before the choice
-    with pytest.raises(PreprocessingFileError, match="jet_mean.*row 0 \\(g\\).*must be 5"):
-        JetPreprocessor.from_dict({**four, "constituent_mass": True, "jet_features": None})
-    both = JetPreprocessor.fit(sample, pt_sum=True, constituent_mass=True)
-    expected = "jets_norm must have shape \\[N, 6\\].*pt_rel_sum, constituent_mass_rel"
-    with pytest.raises(ValueError, match=expected):
-        both.inverse_jets(np.zeros((3, 5), np.float32), np.zeros(3, np.int64))
