@@ -45,6 +45,14 @@ def main() -> None:
     parser.add_argument("--steps", default="64,256", help="comma-separated DDIM step counts")
     parser.add_argument("--jets", type=int, default=3000, help="generated and held-out jets per class")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--jet-extras",
+        choices=("run", "none", "pt_sum", "constituent_mass", "both"),
+        default="run",
+        help="jet features beside JetNet's four: the run's (its preprocessing file), or refit the "
+        "preprocessing on the run's training jets with none, one or both of data.pt_sum and "
+        "data.constituent_mass",
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -64,9 +72,14 @@ def main() -> None:
     cfg.embedding.fourier_scale = args.fourier_scale or cfg.embedding.fourier_scale
     preprocessor = JetPreprocessor.load(os.path.join(args.run, "preprocessing.json"))
     batch = cfg.training.batch_size
+    if args.jet_extras != "run":
+        cfg.data.pt_sum = args.jet_extras in ("pt_sum", "both")
+        cfg.data.constituent_mass = args.jet_extras in ("constituent_mass", "both")
+        preprocessor = None  # refit on the same training jets, with the config's jet features
 
     # The run's own training jets: its split into training and validation, its normalisation.
     training = load_training_data(cfg, args.data, preprocessor=preprocessor)
+    preprocessor = training.preprocessor
     _, x_all, _, train_labels = training.train_arrays
     onehot_all = np.eye(len(JET_CLASSES), dtype=np.float32)[train_labels]
     held_out = {jet_class: held_out_jets(args.data, jet_class, args.jets) for jet_class in cfg.data.classes}
@@ -106,8 +119,10 @@ def main() -> None:
             jets = preprocessor.inverse_jets(normalised.numpy(), np.full(n, label))
             truth = held_out[jet_class]
             w1 = [wasserstein_distance(jets[:, k], truth[:, k]) for k in range(4)]
+            full = [np.mean(sample[:, 3] == cfg.data.num_particles) for sample in (jets, truth)]
             print(f"{num_steps} steps, {jet_class}: W1 jet pT {w1[0]:.2f} GeV, eta {w1[1]:.4f}, "
-                  f"mass {w1[2]:.2f} GeV, N {w1[3]:.3f}", flush=True)  # fmt: skip
+                  f"mass {w1[2]:.2f} GeV, N {w1[3]:.3f}; full jets {full[0]:.3f} (truth {full[1]:.3f})",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
