@@ -580,20 +580,21 @@ def test_extra_jet_feature_files_are_checked_against_their_width(key, flags, wid
         pre.inverse_jets(np.zeros((3, width - 1), np.float32), np.zeros(3, np.int64))
 
 
-def _constituent_mass(particles: np.ndarray) -> np.ndarray:
-    return constituent_mass(particles[..., 0], particles[..., 1], particles[..., 2], particles[..., 3])
-
-
 def test_constituent_mass_is_jetnets_jet_mass_of_the_particles(real_jets30):
     # The feature must be the quantity W1M compares: jetnet's mass of the summed particle four-vectors.
     from jetnet.utils import jet_features
 
     particles = real_jets30.particles[:200]
     expected = jet_features(particles[..., :3].astype(np.float64) * particles[..., 3:4])["mass"]
-    np.testing.assert_allclose(_constituent_mass(particles), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        constituent_mass(*np.moveaxis(particles, -1, 0)), expected, rtol=1e-6, atol=1e-9
+    )
     # Invariant under the shift of eta (a boost along the beam) and phi (a rotation): recentring keeps it.
     np.testing.assert_allclose(
-        _constituent_mass(_recentred(real_jets30).particles[:200]), expected, rtol=1e-6, atol=1e-9
+        constituent_mass(*np.moveaxis(_recentred(real_jets30).particles[:200], -1, 0)),
+        expected,
+        rtol=1e-6,
+        atol=1e-9,
     )
 
 
@@ -604,7 +605,7 @@ def test_constituent_mass_is_a_last_jet_feature_that_round_trips_and_is_saved(re
     assert pre.num_jet_features == 5 + pt_sum and jets_norm.shape == (len(real_jets), 5 + pt_sum)
     assert pre.jet_feature_names[-1] == "constituent_mass_rel"
     truth = _recentred(real_jets)
-    masses = _constituent_mass(truth.particles)
+    masses = _relative_mass(truth.particles)
     np.testing.assert_allclose(pre._jets_from_scores(jets_norm, real_jets.labels)[:, -1], masses, atol=1e-6)
     pf, jf = pre.inverse(particles_norm, jets_norm, real_jets.labels)
     assert jf.shape == (len(real_jets), 4)
@@ -614,7 +615,7 @@ def test_constituent_mass_is_a_last_jet_feature_that_round_trips_and_is_saved(re
     np.testing.assert_allclose(pf[..., 2:], truth.particles[..., 2:], rtol=0, atol=1e-5)
     np.testing.assert_allclose(pf[..., :2], truth.particles[..., :2], rtol=0, atol=5e-4)
     assert np.median(np.abs(pf[..., :2] - truth.particles[..., :2])) < 1e-6
-    np.testing.assert_allclose(_constituent_mass(pf), masses, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(_relative_mass(pf), masses, rtol=1e-3, atol=1e-6)
     saved = json.loads(pre.save(tmp_path / "preprocessing.json").read_text())
     assert saved["constituent_mass"] is True and saved["jet_features"][-1] == "constituent_mass_rel"
     loaded = JetPreprocessor.load(tmp_path / "preprocessing.json")
@@ -626,7 +627,7 @@ def test_constituent_mass_scales_generated_angles_to_the_generated_mass(real_jet
     # Angular errors of the particle network spread the jets' masses; with constituent_mass each jet's
     # angles are scaled to the mass of its last jet feature (here the truth's), within the cone.
     truth = _recentred(real_jets30).particles
-    masses = _constituent_mass(truth)
+    masses = _relative_mass(truth)
     errors = {}
     for with_mass in (False, True):
         pre = JetPreprocessor.fit(real_jets30, pt_feature="log", constituent_mass=with_mass)
@@ -634,7 +635,7 @@ def test_constituent_mass_scales_generated_angles_to_the_generated_mass(real_jet
         rng = np.random.default_rng(2)
         particles_norm[..., :2] *= rng.uniform(0.6, 1.4, (len(mask), 1, 1)).astype(np.float32)
         generated, _ = pre.inverse(particles_norm, jets_norm, real_jets30.labels)
-        errors[with_mass] = np.abs(_constituent_mass(generated) - masses)
+        errors[with_mass] = np.abs(_relative_mass(generated) - masses)
         radius = np.hypot(generated[..., 0], generated[..., 1]) * generated[..., 3]
         assert np.all(radius <= pre.max_delta_r[real_jets30.labels][:, None] + 1e-6)
     # Met wherever the cone allows it: a jet widened by the noise is shrunk back exactly; one that was
@@ -653,7 +654,7 @@ def test_scaled_to_mass_is_monotone_bounded_and_keeps_the_axis():
     want = np.sqrt(2 * 0.75 * 0.25 * (np.cosh(0.2) - 1.0))  # opening angle 0.2: half of 0.4
     new_eta, new_phi = scaled_to_mass(eta, phi, pt, mask, np.array([want, 1.0, 0.5]), np.full(3, 0.8))
     np.testing.assert_allclose(new_eta[0], eta[0] * 0.5, atol=1e-9)  # the pT-weighted axis stays at 0
-    np.testing.assert_allclose(_constituent_mass(np.stack([new_eta, new_phi, pt, mask], -1))[0], want)
+    np.testing.assert_allclose(_relative_mass(np.stack([new_eta, new_phi, pt, mask], -1))[0], want)
     # An unreachable mass stops where the farthest particle reaches the cone, 0.8 from the axis.
     np.testing.assert_allclose(np.abs(new_eta[1]).max(), 0.8)
     np.testing.assert_array_equal(new_eta[2], eta[2])  # one particle: mass 0 at any scale, untouched
