@@ -32,6 +32,7 @@ import numpy as np
 
 from gsgm.data.jetnet_format import JET_CLASSES, JetSample
 from gsgm.data.loading import load_jets
+from gsgm.data.preprocessing import constituent_mass
 
 #: Paper values: 25 x 25 pixels over eta_rel, phi_rel in [-0.4, 0.4].
 NUM_PIXELS = 25
@@ -211,12 +212,9 @@ def mass_over_pt(particles: np.ndarray) -> np.ndarray:
     if particles.ndim != 3 or particles.shape[-1] != 4:
         raise ValueError(f"particles must have shape [M, P, 4], got {list(particles.shape)}")
     eta, phi, pt, mask = np.moveaxis(particles, -1, 0)
+    mass = constituent_mass(eta, phi, pt, mask)
     pt = pt * (mask > 0)
-    energy = (pt * np.cosh(eta)).sum(axis=1)
-    px, py = (pt * np.cos(phi)).sum(axis=1), (pt * np.sin(phi)).sum(axis=1)
-    pz = (pt * np.sinh(eta)).sum(axis=1)
-    mass = np.sqrt(np.maximum(energy**2 - px**2 - py**2 - pz**2, 0.0))
-    jet_pt = np.hypot(px, py)
+    jet_pt = np.hypot((pt * np.cos(phi)).sum(axis=1), (pt * np.sin(phi)).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(jet_pt > 0, mass / jet_pt, np.nan)
 

@@ -811,7 +811,7 @@ def scaled_to_mass(
     farthest = np.where(real, np.hypot(eta, phi), 0.0).max(axis=1, initial=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = np.where(np.isfinite(radius) & (farthest > 0), radius / farthest, 4.0)
-    low, high = np.zeros_like(bound), np.maximum(bound, 0.0)
+    low, high = np.zeros_like(bound), bound
     for _ in range(MASS_SCALE_ITERATIONS):
         middle = 0.5 * (low + high)
         heavy = constituent_mass(eta * middle[:, None], phi * middle[:, None], pt, real) > target

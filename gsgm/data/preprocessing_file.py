@@ -77,12 +77,6 @@ class PreprocessingFileError(ValueError):
     """A preprocessing JSON file (or dict) is unreadable or malformed; the message names file and key."""
 
 
-def _width(key: str, pt_sum: bool, constituent_mass: bool) -> int:
-    if key.startswith("jet_"):
-        return len(jet_feature_names(pt_sum, constituent_mass))
-    return len(NORM_PARTICLE_FEATURES)
-
-
 class PreprocessingFile(Section):
     """preprocessing.json as written by ``JetPreprocessor.to_dict`` (feature names and counts optional)."""
 
@@ -130,7 +124,7 @@ class PreprocessingFile(Section):
         return jet_feature_names(bool(self.pt_sum), bool(self.constituent_mass))
 
     def _width(self, key: str) -> int:
-        return _width(key, bool(self.pt_sum), bool(self.constituent_mass))
+        return len(self._jet_names()) if key.startswith("jet_") else len(NORM_PARTICLE_FEATURES)
 
     def check(self) -> None:
         if self.classes != list(JET_CLASSES):
