@@ -97,6 +97,7 @@ BAD = [
     (("data", "pt_feature"), "sqrt", "data.pt_feature"),
     (("data", "pt_sum"), "yes", "data.pt_sum"),
     (("data", "constituent_mass"), "no", "data.constituent_mass"),
+    (("sampling", "sampler"), "heun", "sampling.sampler"),
     (("training", "grad_clip_norm"), "none", "training.grad_clip_norm"),
     (("particle_net",), [], "particle_net"),
     (("jet_net", "width"), -64, "jet_net.width"),  # invalid values
@@ -155,6 +156,13 @@ def test_a_config_from_before_constituent_mass_loads_without_it():
     assert config_from_dict(_base()).data.constituent_mass is False
     changed = _mutate(_base(), ("data", "constituent_mass"), True)
     assert config_from_dict(changed).data.constituent_mass is True
+
+
+def test_a_config_from_before_the_sampler_key_samples_with_ddim():
+    assert "sampler" not in _base()["sampling"]
+    assert config_from_dict(_base()).sampling.sampler == "ddim"
+    changed = _mutate(_base(), ("sampling", "sampler"), "dpm++2m")
+    assert config_from_dict(changed).sampling.sampler == "dpm++2m"
 
 
 def test_null_grad_clip_norm_is_allowed():

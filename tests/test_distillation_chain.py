@@ -283,6 +283,34 @@ def test_sample_cli_steps_picks_the_distilled_stage(base_run, chain, tmp_path):
     assert "no distilled model for 3 steps" in missing.stderr and "4, 2, 1" in missing.stderr
 
 
+def test_students_sample_with_ddim_and_the_base_run_with_either_sampler(base_run, chain, tmp_path):
+    from gsgm.generation.runs import sample_jets_to_directory
+    from gsgm.training.distill import _stage_config
+
+    # a student learned its teacher's DDIM steps: its stage config says ddim whatever the teacher's does
+    cfg = tiny_config()
+    cfg.sampling.sampler = "dpm++2m"
+    assert _stage_config(FPCD, cfg, 4, 1).sampling.sampler == "ddim"
+    assert load_config(stage_dir(base_run, 4) / "config.json").sampling.sampler == "ddim"
+    with pytest.raises(ValueError, match="distilled student.*--sampler ddim only"):
+        sample_jets_to_directory(base_run, tmp_path / "one", 4, steps=1, sampler="dpm++2m")
+    assert not (tmp_path / "one").exists()
+
+    sets = {}
+    for sampler in ("ddim", "dpm++2m"):
+        out = tmp_path / sampler
+        sample_jets_to_directory(base_run, out, 6, classes="t", steps=8, seed=3, sampler=sampler)
+        particles, jets = read_jetnet_file(out / "t.hdf5", expected_particles=30)
+        validate_arrays(particles, jets)
+        sets[sampler] = jets
+        manifest = json.loads((out / "manifest.json").read_text())
+        # recorded when it is not FPCD's DDIM (sample sets from before the option stay finished)
+        assert manifest.get("sampler", "ddim") == sampler
+    assert not np.allclose(sets["ddim"], sets["dpm++2m"], rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="--sampler for FPCD runs must be one of ddim, dpm\\+\\+2m"):
+        sample_jets_to_directory(base_run, tmp_path / "pc", 6, steps=8, sampler="pc")
+
+
 def test_one_epoch_count_per_stage(base_run, tmp_path):
     """epochs_per_stage as a list: stage k trains its own count; chain.json keeps the list; a wrong
     length, a zero or a different list for an existing chain are errors naming the option."""

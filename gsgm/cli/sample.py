@@ -86,10 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     images = parser.add_argument_group("jet images, calorimeter showers and DIS")
     images.add_argument(
         "--sampler",
-        choices=("pc", "ode", "ddpm", "edm", "cm", "ancestral", "ddim"),
+        choices=("pc", "ode", "ddpm", "edm", "cm", "ancestral", "ddim", "dpm++2m"),
         help="image score runs: pc (default) or ode; calo runs: ddpm (100 steps), edm (25 Heun steps, "
         "default) or cm (the consistency-distilled stage, 1 step); DIS runs: ancestral (learned "
-        "variance) or ddim (default: the run config's)",
+        "variance) or ddim; FPCD runs: ddim or dpm++2m (second order, same network evaluations; "
+        "undistilled runs only) (default: the run config's)",
     )
     calo = parser.add_argument_group("calorimeter showers (--per-class = number of showers)")
     calo.add_argument(

@@ -205,6 +205,9 @@ class TrainingConfig(Section):
 #: Compute types of the sampling networks (the sampler's state stays float32).
 SamplingPrecision = Literal["float32", "bfloat16", "float16"]
 
+#: ODE solvers of ``gsgm.diffusion.ddim.ddim_sample`` (its ``SOLVERS``).
+FPCDSampler = Literal["ddim", "dpm++2m"]
+
 
 class SamplingConfig(Section):
     """How a trained run samples.
@@ -216,14 +219,20 @@ class SamplingConfig(Section):
         measured in BENCHMARKS.md (bfloat16 keeps about 3 significant digits per layer).
     jit_compile: compile the whole DDIM loop with XLA, one compiled function per batch shape (each
         multiplicity bucket is one). Off by default: on the 2-core CPU it was slower.
-    Both are optional in a file (older runs have neither; they mean float32 without XLA).
+    sampler: the ODE solver of the undistilled model, one network evaluation per step either way:
+        "ddim" (FPCD's, the default) or "dpm++2m" (DPM-Solver++(2M), second order). DDIM narrows
+        near-Gaussian targets by cos(pi / (2 N)) ** N (1.9 % at 64 steps), which the second-order
+        solver removes (BENCHMARKS.md, "The DDIM narrowing"). Distilled stages always sample with
+        "ddim": they learned their teacher's DDIM steps.
+    All three are optional in a file (older runs have none; they mean float32 DDIM without XLA).
     """
 
-    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("precision", "jit_compile")
+    OPTIONAL_KEYS: ClassVar[tuple[str, ...]] = ("precision", "jit_compile", "sampler")
 
     num_steps: PositiveInt = 512
     precision: SamplingPrecision = "float32"
     jit_compile: bool = False
+    sampler: FPCDSampler = "ddim"
 
 
 class FPCDConfig(Section):

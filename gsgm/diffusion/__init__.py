@@ -18,7 +18,7 @@ Tensors in, tensors out: nothing here imports networks, training code, data or f
   :mod:`.score_matching` (implicit score matching with the exact divergence).
 """
 
-from gsgm.diffusion.ddim import ddim_sample, ddim_step
+from gsgm.diffusion.ddim import SOLVERS, ddim_sample, ddim_step, multistep_coefficients
 from gsgm.diffusion.denoisers import (
     ConsistencyDenoiser,
     Denoiser,
@@ -74,8 +74,10 @@ __all__ = [
     "VEGeometricSchedule",
     "VPCosineSchedule",
     "as_float_tensor",
+    "SOLVERS",
     "ddim_sample",
     "ddim_step",
+    "multistep_coefficients",
     "diffuse",
     "diffuse_with_v_target",
     "dsm_loss",

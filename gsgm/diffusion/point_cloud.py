@@ -35,6 +35,7 @@ def sample_point_clouds(
     progress: bool = False,
     num_buckets: int = 1,
     jit_compile: bool = False,
+    solver: str = "ddim",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sample normalised jets and particles with DDIM, jets first.
 
@@ -56,6 +57,7 @@ def sample_point_clouds(
             equals the uncropped one up to float round-off; the noise is the same in both modes.
         jit_compile: compile each stage's DDIM loop with XLA (one compiled function per bucket shape,
             cached by TensorFlow); the same step count and, up to float round-off, the same samples.
+        solver: ODE solver of both stages, "ddim" or "dpm++2m" (``ddim_sample``'s ``solver``).
 
     Returns:
         (jets_norm [B, J], particles_norm [B, P, F] with padded slots 0, mask [B, P]) as numpy arrays.
@@ -72,6 +74,7 @@ def sample_point_clouds(
         progress=progress,
         cond={"class_onehot": onehot},
         jit_compile=jit_compile,
+        solver=solver,
     )
     jets_np = np.asarray(jets, dtype=np.float32)
     mask = np.asarray(mask_from_jets(jets_np), dtype=np.float32)
@@ -90,6 +93,7 @@ def sample_point_clouds(
             mask=crop_mask,
             progress=progress,
             jit_compile=jit_compile,
+            solver=solver,
             cond={
                 "jets": tf.gather(jets, index),
                 "class_onehot": tf.gather(onehot, index),

@@ -97,7 +97,8 @@ def generate_jets(
 
     ``num_buckets`` groups each batch by sampled multiplicity and skips the padded slots beyond each
     group's largest jet (see ``sample_point_clouds``); 1 computes every slot. The networks compute in
-    ``cfg.sampling.precision`` and the DDIM loops are XLA-compiled if ``cfg.sampling.jit_compile``.
+    ``cfg.sampling.precision`` and the DDIM loops are XLA-compiled if ``cfg.sampling.jit_compile``;
+    ``cfg.sampling.sampler`` is the ODE solver ("ddim" or "dpm++2m").
 
     ``progress`` shows one bar on stderr counting jets over all classes and batches, with an ETA; it
     advances once per batch (a smaller ``batch_size`` gives a finer ETA). The samples do not depend on
@@ -140,6 +141,7 @@ def generate_jets(
                 schedule=model.schedule,
                 num_buckets=min(num_buckets, count),
                 jit_compile=cfg.sampling.jit_compile,
+                solver=cfg.sampling.sampler,
             )
             particle_features, jet_features = preprocessor.inverse(particles_norm, jets_norm, labels)
             particle_parts.append(particle_features)

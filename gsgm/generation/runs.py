@@ -135,6 +135,7 @@ def sample_jets_to_directory(
     overwrite: bool = False,
     precision: str | None = None,
     jit_compile: bool | None = None,
+    sampler: str | None = None,
 ) -> JetSamplingResult:
     """Sample a trained FPCD run and write a JetNet-format sample directory plus a timing record.
 
@@ -159,9 +160,12 @@ def sample_jets_to_directory(
         write_timing: False writes no timing record.
         overwrite: replace what ``out`` holds (and discard an interrupted run with other settings).
         precision, jit_compile: override the run config's ``sampling.precision`` / ``sampling.jit_compile``.
+        sampler: override the run config's ``sampling.sampler`` ("ddim" or "dpm++2m"); a distilled
+            stage samples only with "ddim".
     """
-    from gsgm.diffusion.ddim import forget_compiled_samplers
+    from gsgm.diffusion.ddim import SOLVERS, forget_compiled_samplers
     from gsgm.generation.jets import generate_jets
+    from gsgm.training.run_dir import RunDirectory
 
     if jets_per_class < 1:
         raise ValueError(f"--jets-per-class must be positive, got {jets_per_class}")
@@ -174,6 +178,15 @@ def sample_jets_to_directory(
         cfg.sampling.precision = precision
     if jit_compile is not None:
         cfg.sampling.jit_compile = jit_compile
+    if sampler is not None:
+        if sampler not in SOLVERS:
+            raise ValueError(f"--sampler for FPCD runs must be one of {', '.join(SOLVERS)}, got {sampler!r}")
+        if sampler != "ddim" and RunDirectory(chosen).read_metadata().get("distillation"):
+            raise ValueError(
+                f"{chosen} is a distilled student: it learned its teacher's DDIM steps and samples with "
+                f"--sampler ddim only, not {sampler}"
+            )
+        cfg.sampling.sampler = sampler
     classes = parse_classes(classes) if classes is not None else list(cfg.data.classes)
     unknown = [c for c in classes if c not in cfg.data.classes]
     if unknown:
@@ -196,6 +209,9 @@ def sample_jets_to_directory(
         "precision": cfg.sampling.precision,
         "jit_compile": bool(cfg.sampling.jit_compile),
     }
+    if cfg.sampling.sampler != "ddim":
+        # only when not DDIM, so that sample sets written before the option still count as finished
+        params["sampler"] = cfg.sampling.sampler
     if not overwrite and finished_already(out, params, directory=True):
         files = [Path(out) / class_file_name(c, num_particles) for c in classes]
         return JetSamplingResult(Path(chosen), steps, classes, files, total, 0.0, None, {}, sampled=0)

@@ -197,6 +197,10 @@ def _stage_config(family: Family, base_cfg: Any, num_steps: int, epochs: int) ->
         f"{base_cfg.description} | Progressive distillation stage: samples in {num_steps} steps."
     )
     cfg.sampling.num_steps = int(num_steps)
+    if getattr(cfg.sampling, "sampler", "ddim") == "dpm++2m":
+        # The student learns its teacher's DDIM step pairs (gsgm.diffusion.distillation), so it
+        # samples with DDIM whichever ODE solver the teacher's own sampling used.
+        cfg.sampling.sampler = "ddim"
     training = family.training_section(cfg)
     training.epochs = int(epochs)
     # Each stage draws its own noise and data order (a stream id only; the weights come from the teacher).
