@@ -44,7 +44,7 @@ def fake_network(monkeypatch):
     """Replace run loading and the network by a deterministic function of the chunk seed."""
     cfg = SimpleNamespace(
         data=SimpleNamespace(classes=["g", "t", "z"], num_particles=30),
-        sampling=SimpleNamespace(precision="float32", jit_compile=False),
+        sampling=SimpleNamespace(precision="float32", jit_compile=False, sampler="ddim"),
     )
     calls = {"n": 0, "fail_at": None}
 
